@@ -1,0 +1,79 @@
+"""dgkit: explore, teach and reproduce the Dual-Generator (DG) network for large-pose face reenactment.
+
+The public API is small; everything is importable from the top level::
+
+    import dgkit
+    dg = dgkit.load_dg()                                   # official weights (see `dgkit weights status`)
+    crop, lm = dgkit.align_face(photo_rgb, landmarks68)     # 256x256 ArcFace-aligned crop
+    out = dg.reenact(source_crop, reference_landmarks)      # -> Reenactment (numpy arrays, batch first)
+
+Names are resolved lazily so that ``import dgkit`` stays fast and optional parts (landmark backends,
+training) only import their dependencies when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from .errors import *  # noqa: F401,F403  (exception classes are cheap and always available)
+from .errors import __all__ as _error_names
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY = {
+    # the dual-generator pipeline
+    "load_dg": "dgkit.pipeline",
+    "DualGenerator": "dgkit.pipeline",
+    "SourceEncoding": "dgkit.pipeline",
+    "ReferenceEncoding": "dgkit.pipeline",
+    "Reenactment": "dgkit.pipeline",
+    "SKETCH_INTENSITIES": "dgkit.pipeline",
+    # preprocessing (SPEC section 3)
+    "align_face": "dgkit.align",
+    "alignment_matrix": "dgkit.align",
+    "ARCFACE_TEMPLATE_256": "dgkit.align",
+    "draw_sketch": "dgkit.sketch",
+    "sketch_branch": "dgkit.sketch",
+    "correct_eyes": "dgkit.eyes",
+    # weights
+    "make_synthetic_weights": "dgkit.weights",
+    "locate_weights": "dgkit.weights",
+    "weights_status": "dgkit.weights",
+    "download_weights": "dgkit.weights",
+    "import_weights": "dgkit.weights",
+    # landmarks, geometry, images and videos
+    "detect_landmarks": "dgkit.landmarks",
+    "detect_faces": "dgkit.landmarks",
+    "FaceDetection": "dgkit.landmarks",
+    "read_image": "dgkit.io",
+    "sample_image": "dgkit.io",
+    "head_pose": "dgkit.geometry",
+    "rotate_landmarks": "dgkit.geometry",
+    "edit_expression": "dgkit.geometry",
+    "reenact_photos": "dgkit.reenact",
+    "reenact_video": "dgkit.reenact",
+}
+
+__all__ = sorted([*_LAZY, *_error_names, "__version__"])
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dgkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # cache: later look-ups skip __getattr__
+    return value
+
+
+def __dir__():
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover - for editors and type checkers only
+    from .align import ARCFACE_TEMPLATE_256, align_face, alignment_matrix
+    from .eyes import correct_eyes
+    from .pipeline import DualGenerator, Reenactment, ReferenceEncoding, SourceEncoding, load_dg
+    from .sketch import draw_sketch, sketch_branch

@@ -1,0 +1,416 @@
+"""The dual-generator pipeline: IDSG (shape) then RFG (face), as small public steps.
+
+::
+
+    source crop (N,256,256,3) uint8 --encode_source--> SourceEncoding(id_feature (N,4096), style_code (N,128))
+    reference landmarks (N,68,2) crop px --encode_reference--> ReferenceEncoding(landmark_code (N,136))
+    decode(landmark_code, id_feature)            -> decoded landmarks (N,68,2) crop px    [IDSG decoder]
+    correct_eyes(decoded, reference_landmarks)   -> target landmarks  (N,68,2) crop px    [turn_eye]
+    draw(target landmarks)                       -> sketch (N,256,256) uint8 {0,255}       [show_map]
+    generate(sketch, style_code)                 -> image  (N,256,256,3) uint8 RGB        [RFG generator]
+
+``reenact`` chains them and returns a :class:`Reenactment` holding every intermediate. Changing only the
+reference reuses a :class:`SourceEncoding`, so VGG-Face and the style encoder run once per source.
+All arrays are numpy, batch first; landmarks are x, y in pixels of the 256x256 ArcFace-aligned crop
+(see :func:`dgkit.align_face`); the networks see them normalized (/256, interleaved to 136 values).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import eyes as _eyes
+from .errors import CheckpointError, InputError, LandmarkError
+from .models import IDSG_NETS, RFG_NETS, VGGFace, from_vgg_face_dag
+from .sketch import draw_sketch
+
+log = logging.getLogger("dgkit")
+
+SketchIntensity = Literal["demo", "train"]
+SKETCH_INTENSITIES: dict[str, float] = {"demo": 1.0 / 255.0, "train": 1.0}
+"""Value of sketch lines fed to the generator. "demo": 1/255, what the released demo did (quirk Q1: its
+uint8 round trip wrapped 255*255 to 1); "train": 1.0, what the RFG was trained on."""
+
+CROP = 256
+
+
+# --- results --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SourceEncoding:
+    """What DG needs from a source face, computed once per source.
+
+    Attributes:
+        image: (N,256,256,3) uint8 RGB aligned source crops.
+        id_feature: (N,4096) float32 VGG-Face fc7 (after ReLU), the IDSG identity input.
+        style_code: (N,128) float32 RFG style code.
+    """
+
+    image: np.ndarray
+    id_feature: np.ndarray
+    style_code: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.image)
+
+    def select(self, index) -> "SourceEncoding":
+        """A sub-batch (``index``: int, slice or index array), keeping the batch axis."""
+        idx = np.atleast_1d(np.arange(len(self))[index])
+        return SourceEncoding(self.image[idx], self.id_feature[idx], self.style_code[idx])
+
+
+@dataclass(frozen=True)
+class ReferenceEncoding:
+    """A reference shape and its IDSG landmark code.
+
+    Attributes:
+        landmarks: (N,68,2) float32 reference landmarks, crop pixels, x then y.
+        landmark_code: (N,136) float32 output of the IDSG landmark encoder.
+    """
+
+    landmarks: np.ndarray
+    landmark_code: np.ndarray
+
+    @property
+    def normalized(self) -> np.ndarray:
+        """(N,136) float32 network input: crop pixels / 256, interleaved x0, y0, x1, y1, ..."""
+        return (self.landmarks / CROP).reshape(len(self.landmarks), -1).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Reenactment:
+    """One DG run, every stage kept (numpy, batch first). Landmarks: float32 crop pixels, x then y.
+
+    Attributes:
+        source_image: (N,256,256,3) uint8 RGB source crops.
+        reference_landmarks: (N,68,2) reference shape.
+        id_feature: (N,4096) VGG-Face identity feature of the source.
+        landmark_code: (N,136) IDSG code of the reference.
+        decoded_landmarks: (N,68,2) IDSG decoder output, before eye correction.
+        target_landmarks: (N,68,2) after eye correction: what the sketch draws.
+        sketch: (N,256,256) uint8 {0,255} target sketch.
+        style_code: (N,128) RFG style code of the source.
+        image: (N,256,256,3) uint8 RGB reenacted faces.
+        sketch_intensity: "demo" or "train".
+        weights: label of the weights used ("official", "synthetic (untrained)", ...).
+    """
+
+    source_image: np.ndarray
+    reference_landmarks: np.ndarray
+    id_feature: np.ndarray
+    landmark_code: np.ndarray
+    decoded_landmarks: np.ndarray
+    target_landmarks: np.ndarray
+    sketch: np.ndarray
+    style_code: np.ndarray
+    image: np.ndarray
+    sketch_intensity: str = "demo"
+    weights: str = "official"
+
+    def __len__(self) -> int:
+        return len(self.image)
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """Where a model's weights came from. ``trained`` is False for synthetic (random) weights."""
+
+    label: str
+    trained: bool
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+# --- input checks -----------------------------------------------------------------------------------------------
+def _as_source_batch(source) -> np.ndarray:
+    arr = np.asarray(source)
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[1:] != (CROP, CROP, 3):
+        raise InputError(
+            f"a source must be an aligned RGB crop of shape (256,256,3) or (N,256,256,3), got {arr.shape}; "
+            "align a photo first with dgkit.align_face(photo, landmarks)"
+        )
+    if arr.dtype != np.uint8:
+        raise InputError(f"source crops must be uint8 RGB (0..255), got {arr.dtype}; "
+                         "convert with dgkit.read_image() or (img * 255).round().astype(np.uint8)")
+    if len(arr) == 0:
+        raise InputError("the source batch is empty")
+    return arr
+
+
+def _as_landmark_batch(landmarks, name: str = "reference_landmarks") -> np.ndarray:
+    arr = np.asarray(landmarks)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[1] != 68 or arr.shape[2] not in (2, 3):
+        raise LandmarkError(f"{name} must have shape (68,2) or (N,68,2) (x, y in 256-crop pixels), got {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise LandmarkError(f"{name} must be numeric, got dtype {arr.dtype}")
+    arr = arr[..., :2].astype(np.float32)
+    if len(arr) == 0:
+        raise LandmarkError(f"{name} is an empty batch")
+    if not np.isfinite(arr).all():
+        bad = sorted({int(i) for i in np.argwhere(~np.isfinite(arr))[:, 0]})
+        raise LandmarkError(f"{name} contain NaN or inf (batch items {bad}); drop those frames or re-detect")
+    if np.abs(arr).max() <= 1.5:
+        raise LandmarkError(f"{name} look normalized (all values <= 1.5); dgkit expects 256-crop pixels: "
+                            "multiply by 256")
+    return arr
+
+
+def _broadcast(n_a: int, n_b: int, what: str) -> int:
+    if n_a == n_b or n_b == 1:
+        return n_a
+    if n_a == 1:
+        return n_b
+    raise InputError(f"batch mismatch: {n_a} {what[0]} but {n_b} {what[1]}; pass equal batches, or one of either")
+
+
+def _repeat(arr: np.ndarray, n: int) -> np.ndarray:
+    return arr if len(arr) == n else np.repeat(arr, n, axis=0)
+
+
+# --- the model --------------------------------------------------------------------------------------------------
+class DualGenerator(nn.Module):
+    """DG with its five networks: VGG-Face, IDSG encoder/decoder, RFG style encoder/generator.
+
+    The IDSG landmark discriminator and identity classifier are kept (strict loading, training) in
+    ``idsg_extra``. Build it with :func:`load_dg`; call the steps or :meth:`reenact`.
+    """
+
+    def __init__(self, *, device: str | torch.device = "cpu", sketch_intensity: SketchIntensity = "demo",
+                 weights: WeightsInfo | None = None):
+        super().__init__()
+        self.vgg = VGGFace()
+        self.landmark_encoder = IDSG_NETS["lm_linear_encoder"]()
+        self.landmark_decoder = IDSG_NETS["linear_decoder"]()
+        self.idsg_extra = nn.ModuleDict({k: IDSG_NETS[k]() for k in ("linear_discriminator", "linear_classfier")})
+        self.style_encoder = RFG_NETS["style_encoder"]()
+        self.generator = RFG_NETS["generator"]()
+        self.weights = weights or WeightsInfo("uninitialized", trained=False)
+        self.sketch_intensity = sketch_intensity
+        self.eval()
+        # channels_last speeds CPU (oneDNN) and CUDA convolutions ~1.3x; results stay within 1e-5.
+        self.to(device=torch.device(device), memory_format=torch.channels_last)
+
+    # -- configuration --
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    @property
+    def sketch_intensity(self) -> str:
+        return self._sketch_intensity
+
+    @sketch_intensity.setter
+    def sketch_intensity(self, value: str) -> None:
+        if value not in SKETCH_INTENSITIES:
+            raise InputError(f"sketch_intensity must be one of {sorted(SKETCH_INTENSITIES)}, got {value!r}")
+        self._sketch_intensity = value
+
+    def load_official_state(self, rfg: dict, idsg: dict, vgg_face: dict) -> None:
+        """Load the three official checkpoint objects (as returned by ``dgkit.checkpoint.load_checkpoint``)."""
+        targets = {
+            "generator": (self.generator, rfg), "style_encoder": (self.style_encoder, rfg),
+            "lm_linear_encoder": (self.landmark_encoder, idsg), "linear_decoder": (self.landmark_decoder, idsg),
+            "linear_discriminator": (self.idsg_extra["linear_discriminator"], idsg),
+            "linear_classfier": (self.idsg_extra["linear_classfier"], idsg),
+        }
+        for name, (net, blob) in targets.items():
+            _load_strict(net, blob[name], name)
+        _load_strict(self.vgg, from_vgg_face_dag(vgg_face), "vgg_face_dag")
+        self.to(memory_format=torch.channels_last)
+
+    def _tensor(self, arr: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
+
+    def _images_to_tensor(self, images_u8: np.ndarray) -> torch.Tensor:
+        # HWC uint8 RGB -> NCHW float in [0,1], the demo's toTensor (division by 255)
+        t = self._tensor(images_u8).permute(0, 3, 1, 2).float() / 255
+        return t.contiguous(memory_format=torch.channels_last)
+
+    # -- the steps --
+    @torch.inference_mode()
+    def encode_source(self, source) -> SourceEncoding:
+        """Identity feature (VGG-Face fc7) and style code of aligned source crop(s).
+
+        Args:
+            source: (256,256,3) or (N,256,256,3) uint8 RGB, aligned with :func:`dgkit.align_face`.
+        """
+        images = _as_source_batch(source)
+        x = self._images_to_tensor(images)
+        return SourceEncoding(
+            image=images.copy(),
+            id_feature=self.vgg(x).float().cpu().numpy(),
+            style_code=self.style_encoder(x).float().cpu().numpy(),
+        )
+
+    @torch.inference_mode()
+    def encode_reference(self, reference_landmarks) -> ReferenceEncoding:
+        """IDSG landmark code of reference landmarks ((68,2) or (N,68,2) crop pixels)."""
+        lm = _as_landmark_batch(reference_landmarks)
+        normalized = (lm / CROP).reshape(len(lm), -1)
+        code = self.landmark_encoder(self._tensor(normalized))
+        return ReferenceEncoding(landmarks=lm, landmark_code=code.cpu().numpy())
+
+    @torch.inference_mode()
+    def decode(self, landmark_code: np.ndarray, id_feature: np.ndarray) -> np.ndarray:
+        """IDSG decoder: landmark code (N,136) + identity feature (N,4096) -> landmarks (N,68,2) crop pixels.
+
+        Either input may have batch 1 and is then repeated to the other's batch size.
+        """
+        code = np.asarray(landmark_code, dtype=np.float32).reshape(-1, 136)
+        feat = np.asarray(id_feature, dtype=np.float32).reshape(-1, 4096)
+        n = _broadcast(len(code), len(feat), ("landmark codes", "identity features"))
+        out = self.landmark_decoder(self._tensor(_repeat(code, n)), self._tensor(_repeat(feat, n)))
+        return out.cpu().numpy().reshape(n, 68, 2) * CROP  # x256 is exact in binary floating point
+
+    def correct_eyes(self, decoded_landmarks: np.ndarray, reference_landmarks: np.ndarray) -> np.ndarray:
+        """Copy the reference's eyelid openings onto decoded landmarks ((N,68,2), crop pixels); see ``dgkit.eyes``."""
+        dec = _as_landmark_batch(decoded_landmarks, "decoded_landmarks")
+        ref = _as_landmark_batch(reference_landmarks)
+        n = _broadcast(len(dec), len(ref), ("decoded shapes", "references"))
+        return _eyes.correct_eyes(_repeat(dec, n), _repeat(ref, n))
+
+    def draw(self, target_landmarks: np.ndarray) -> np.ndarray:
+        """Target sketches (N,256,256) uint8 {0,255} of (N,68,2) crop-pixel landmarks (``show_map`` rules)."""
+        lm = _as_landmark_batch(target_landmarks, "target_landmarks")
+        return np.stack([draw_sketch(p, kind="target") for p in lm])
+
+    def sketch_tensor(self, sketch: np.ndarray) -> torch.Tensor:
+        """(N,256,256) uint8 sketch -> generator input (N,3,256,256), lines at the configured intensity."""
+        sk = np.asarray(sketch)
+        if sk.ndim == 2:
+            sk = sk[None]
+        if sk.ndim != 3 or sk.shape[1:] != (CROP, CROP) or sk.dtype != np.uint8:
+            raise InputError(f"a sketch must be uint8 (256,256) or (N,256,256), got {sk.dtype} {sk.shape}")
+        lines = (self._tensor(sk) > 0).float() * SKETCH_INTENSITIES[self.sketch_intensity]
+        return lines[:, None].expand(-1, 3, -1, -1).contiguous(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def generate(self, sketch: np.ndarray, style_code: np.ndarray, *,
+                 output: Literal["uint8", "float"] = "uint8") -> np.ndarray:
+        """RFG generator: sketch (N,256,256) uint8 + style code (N,128) -> faces (N,256,256,3) RGB.
+
+        ``output="uint8"`` converts like the demo, ``floor(255 * y)`` (truncation, quirk Q9);
+        ``output="float"`` returns the sigmoid output, float32 in (0,1).
+        """
+        x = self.sketch_tensor(sketch)
+        style = np.asarray(style_code, dtype=np.float32).reshape(-1, 128)
+        n = _broadcast(len(x), len(style), ("sketches", "style codes"))
+        out = self.generator(x.expand(n, -1, -1, -1) if len(x) != n else x, self._tensor(_repeat(style, n)))
+        if output == "float":
+            return out.float().permute(0, 2, 3, 1).cpu().numpy()
+        return to_uint8_image(out)
+
+    @torch.inference_mode()
+    def generator_activations(self, sketch: np.ndarray, style_code: np.ndarray) -> dict[str, np.ndarray]:
+        """Feature maps of every generator block for one sketch, via forward hooks (for teaching).
+
+        Returns ``{"from_rgb": (C,H,W), "encode.0": ..., "decode.7": ..., "output": (3,256,256)}`` float32.
+        """
+        found: dict[str, torch.Tensor] = {}
+        modules = {"from_rgb": self.generator.from_rgb}
+        modules.update({f"encode.{i}": b for i, b in enumerate(self.generator.encode)})
+        modules.update({f"decode.{i}": b for i, b in enumerate(self.generator.decode)})
+        hooks = [m.register_forward_hook(lambda _m, _i, out, key=key: found.__setitem__(key, out))
+                 for key, m in modules.items()]
+        try:
+            out = self.generator(self.sketch_tensor(sketch)[:1], self._tensor(
+                np.asarray(style_code, dtype=np.float32).reshape(-1, 128)[:1]))
+        finally:
+            for h in hooks:
+                h.remove()
+        found["output"] = out
+        return {k: v[0].float().cpu().numpy() for k, v in found.items()}
+
+    def reenact(self, source, reference_landmarks) -> Reenactment:
+        """Full DG: source identity + reference pose/expression -> reenacted face(s).
+
+        Args:
+            source: an aligned RGB uint8 crop (256,256,3) / batch (N,256,256,3), or a :class:`SourceEncoding`
+                (so that changing only the reference skips VGG-Face and the style encoder).
+            reference_landmarks: (68,2) or (N,68,2) float, 256-crop pixels, x then y.
+                Batches of sources and references must be equal, or one of them 1 (it is repeated).
+        Returns:
+            :class:`Reenactment` with every intermediate.
+        """
+        enc = source if isinstance(source, SourceEncoding) else self.encode_source(source)
+        ref = self.encode_reference(reference_landmarks)
+        n = _broadcast(len(enc), len(ref.landmarks), ("sources", "references"))
+        if len(enc) != n:
+            enc = enc.select(np.zeros(n, dtype=int))
+        decoded = self.decode(ref.landmark_code, enc.id_feature)
+        target = self.correct_eyes(decoded, ref.landmarks)
+        sketch = self.draw(target)
+        image = self.generate(sketch, enc.style_code)
+        return Reenactment(
+            source_image=enc.image, reference_landmarks=_repeat(ref.landmarks, n), id_feature=enc.id_feature,
+            landmark_code=_repeat(ref.landmark_code, n), decoded_landmarks=decoded, target_landmarks=target,
+            sketch=sketch, style_code=enc.style_code, image=image, sketch_intensity=self.sketch_intensity,
+            weights=self.weights.label,
+        )
+
+
+def to_uint8_image(images: torch.Tensor) -> np.ndarray:
+    """(N,3,H,W) float in [0,1] -> (N,H,W,3) uint8, truncating like the demo's ``(t*255).byte()``."""
+    return (images.float() * 255).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _load_strict(net: nn.Module, state: dict, name: str) -> None:
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:  # keys were verified already; this catches an architecture drift
+        raise CheckpointError(f"weights for {name!r} do not fit dgkit's network: {exc}") from None
+
+
+def _is_synthetic(rfg_blob: dict) -> bool:
+    """True when the RFG weights are the RECIPE's synthetic ones for seed 1234 (first values match)."""
+    import json
+    from importlib import resources
+
+    sums = json.loads(resources.files("dgkit").joinpath("assets/weights_checksums_seed1234.json").read_text())
+    first = np.asarray(sums["generator.from_rgb.weight"]["first"], dtype=np.float32)
+    return bool(np.array_equal(rfg_blob["generator"]["from_rgb.weight"].reshape(-1)[:4].numpy(), first))
+
+
+def load_dg(weights_dir: str | Path | None = None, *, device: str | torch.device = "cpu",
+            sketch_intensity: SketchIntensity = "demo", allow_synthetic: bool = False) -> DualGenerator:
+    """Build DG and load the official weights.
+
+    Args:
+        weights_dir: folder with the official layout (``expr/checkpoints/501500_nets_ema.ckpt``,
+            ``expr_lm/checkpoints/30000_nets_ema.ckpt``, ``vgg_face_dag.pth``). None searches, in order,
+            ``$DGKIT_WEIGHTS``, the repository's ``weights/`` and the user cache (``dgkit weights status``).
+        device: "cpu", "cuda", "cuda:1", "mps", ...
+        sketch_intensity: "demo" (lines at 1/255 like the released demo; default) or "train" (lines at 1.0).
+        allow_synthetic: when no official weights are found, fall back to deterministic *untrained*
+            synthetic weights (seed 1234; images are noise-like). ``dg.weights.trained`` tells which.
+    Raises:
+        WeightsNotFoundError: files are missing (the message lists each and how to get it).
+        CheckpointError / UnsafeCheckpointError: a file is corrupt, mismatched or unsafe.
+    """
+    from . import checkpoint, weights as weights_mod
+    from .errors import WeightsNotFoundError
+
+    try:
+        paths = weights_mod.locate_weights(weights_dir)
+    except WeightsNotFoundError:
+        if not allow_synthetic:
+            raise
+        directory = weights_mod.synthetic_weights_dir()
+        log.warning("dgkit: official DG weights not found; using UNTRAINED synthetic weights from %s", directory)
+        paths = weights_mod.locate_weights(directory)
+    blobs = {kind: checkpoint.load_checkpoint(path, kind) for kind, path in paths.items()}
+    synthetic = _is_synthetic(blobs["rfg"])
+    info = WeightsInfo(label="synthetic (untrained)" if synthetic else "official", trained=not synthetic,
+                       paths=dict(paths))
+    dg = DualGenerator(sketch_intensity=sketch_intensity, weights=info)
+    dg.load_official_state(blobs["rfg"], blobs["idsg"], blobs["vgg_face"])
+    return dg.to(torch.device(device))

@@ -1,0 +1,51 @@
+"""Shared pytest fixtures. Keep each fixture small and documented; add new ones under a section heading.
+
+Weights
+    synthetic_weights      session: folder of synthetic weights (seed 1234, RECIPE.md), official layout
+    synthetic_weights_env  function: $DGKIT_WEIGHTS points at that folder (so load_dg() etc. find it)
+    isolated_weights       function: no real weights folder is visible; caches go into tmp_path
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+# --- weights ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def synthetic_weights() -> Path:
+    """Folder with the three synthetic weight files (seed 1234) in the official layout.
+
+    Generated once into the user cache (``$DGKIT_CACHE``/``~/.cache/dgkit``/synthetic-seed1234, ~820 MB,
+    a few seconds) and reused by later test runs. Read-only for tests: copy files before changing them.
+    """
+    from dgkit.weights import synthetic_weights_dir
+
+    return synthetic_weights_dir(1234)
+
+
+@pytest.fixture
+def synthetic_weights_env(synthetic_weights: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make the synthetic weights the first place dgkit searches ($DGKIT_WEIGHTS); returns the folder."""
+    monkeypatch.setenv("DGKIT_WEIGHTS", str(synthetic_weights))
+    return synthetic_weights
+
+
+@pytest.fixture
+def isolated_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Hide every real weights folder and cache from dgkit.weights for one test.
+
+    $DGKIT_WEIGHTS is unset, $DGKIT_CACHE is ``tmp_path/"cache"`` and the repository's ``weights/`` folder is
+    replaced by ``tmp_path/"repo-weights"`` (created, empty). Returns ``tmp_path``.
+    """
+    import dgkit.weights
+
+    repo = tmp_path / "repo-weights"
+    repo.mkdir()
+    monkeypatch.delenv("DGKIT_WEIGHTS", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("DGKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(dgkit.weights, "_repo_weights_dir", lambda: repo)
+    return tmp_path
