@@ -161,6 +161,22 @@ def _as_landmark_batch(landmarks, name: str = "reference_landmarks") -> np.ndarr
     if np.abs(arr).max() <= 1.5:
         raise LandmarkError(f"{name} look normalized (all values <= 1.5); dgkit expects 256-crop pixels: "
                             "multiply by 256")
+    if np.abs(arr - CROP / 2).max() > 4 * CROP:
+        raise LandmarkError(f"{name} reach {np.abs(arr).max():.0f} px, far outside the 256 crop; they look like "
+                            "image pixels: align first with dgkit.align_face (it returns crop-pixel landmarks)")
+    return arr
+
+
+def _as_vector_batch(values, width: int, name: str) -> np.ndarray:
+    """(width,) or (N,width) finite floats -> (N,width) float32."""
+    arr = np.asarray(values)
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] != width or len(arr) == 0 or not np.issubdtype(arr.dtype, np.number):
+        raise InputError(f"{name} must be numeric of shape ({width},) or (N,{width}), got {arr.dtype} {arr.shape}")
+    arr = arr.astype(np.float32)
+    if not np.isfinite(arr).all():
+        raise InputError(f"{name} contain NaN or inf; recompute them (encode_source / encode_reference)")
     return arr
 
 
@@ -265,8 +281,8 @@ class DualGenerator(nn.Module):
 
         Either input may have batch 1 and is then repeated to the other's batch size.
         """
-        code = np.asarray(landmark_code, dtype=np.float32).reshape(-1, 136)
-        feat = np.asarray(id_feature, dtype=np.float32).reshape(-1, 4096)
+        code = _as_vector_batch(landmark_code, 136, "landmark_code")
+        feat = _as_vector_batch(id_feature, 4096, "id_feature")
         n = _broadcast(len(code), len(feat), ("landmark codes", "identity features"))
         out = self.landmark_decoder(self._tensor(_repeat(code, n)), self._tensor(_repeat(feat, n)))
         return out.cpu().numpy().reshape(n, 68, 2) * CROP  # x256 is exact in binary floating point
@@ -302,7 +318,7 @@ class DualGenerator(nn.Module):
         ``output="float"`` returns the sigmoid output, float32 in (0,1).
         """
         x = self.sketch_tensor(sketch)
-        style = np.asarray(style_code, dtype=np.float32).reshape(-1, 128)
+        style = _as_vector_batch(style_code, 128, "style_code")
         n = _broadcast(len(x), len(style), ("sketches", "style codes"))
         out = self.generator(x.expand(n, -1, -1, -1) if len(x) != n else x, self._tensor(_repeat(style, n)))
         if output == "float":
@@ -322,8 +338,8 @@ class DualGenerator(nn.Module):
         hooks = [m.register_forward_hook(lambda _m, _i, out, key=key: found.__setitem__(key, out))
                  for key, m in modules.items()]
         try:
-            out = self.generator(self.sketch_tensor(sketch)[:1], self._tensor(
-                np.asarray(style_code, dtype=np.float32).reshape(-1, 128)[:1]))
+            out = self.generator(self.sketch_tensor(sketch)[:1],
+                                 self._tensor(_as_vector_batch(style_code, 128, "style_code")[:1]))
         finally:
             for h in hooks:
                 h.remove()

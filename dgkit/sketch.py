@@ -105,7 +105,8 @@ def draw_sketch(landmarks_px: np.ndarray, kind: SketchKind = "target") -> np.nda
     """
     p = _truncated(landmarks_px)
     canvas = np.zeros((SKETCH_SIZE, SKETCH_SIZE), dtype=np.uint8)
-    for a, b in SEGMENTS[kind][sketch_branch(landmarks_px, kind)]:
+    branch = sketch_branch(landmarks_px, kind)  # validates kind before SEGMENTS is indexed
+    for a, b in SEGMENTS[kind][branch]:
         cv2.line(canvas, (int(p[a, 0]), int(p[a, 1])), (int(p[b, 0]), int(p[b, 1])), 255, LINE_THICKNESS)
     return canvas
 

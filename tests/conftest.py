@@ -4,6 +4,9 @@ Weights
     synthetic_weights      session: folder of synthetic weights (seed 1234, RECIPE.md), official layout
     synthetic_weights_env  function: $DGKIT_WEIGHTS points at that folder (so load_dg() etc. find it)
     isolated_weights       function: no real weights folder is visible; caches go into tmp_path
+
+Models
+    synthetic_dg           session: DualGenerator on the synthetic weights (do not mutate)
 """
 
 from __future__ import annotations
@@ -49,3 +52,15 @@ def isolated_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DGKIT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(dgkit.weights, "_repo_weights_dir", lambda: repo)
     return tmp_path
+
+
+# --- models -------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def synthetic_dg(synthetic_weights: Path):
+    """A :class:`dgkit.DualGenerator` with the synthetic (untrained) weights, on CPU, sketch_intensity "demo".
+
+    Shared by the whole session: tests must not change its state (set ``sketch_intensity`` back if they do).
+    """
+    from dgkit.pipeline import load_dg
+
+    return load_dg(synthetic_weights, device="cpu")
