@@ -1,0 +1,120 @@
+"""End-to-end video reenactment speed on this machine, and where the time goes.
+
+A synthetic driving video (the astronaut, gently moving; 256x256) is reenacted with the astronaut photo as
+source, once with DG on the synthetic (untrained) weights, which cost exactly what the official ones cost,
+and once with the warp baseline (no DG). A warm-up run on the first ``--batch-size`` frames (models built,
+caches filled) is excluded. Reported: frames per second end to end (source preparation and encoding
+included), and per stage the seconds, ms per frame and share of the total. Then the landmark detection
+time per image of each available backend (median; see benchmarks/bench_landmarks.py).
+
+    python benchmarks/bench_video.py [--frames 24] [--batch-size 8] [--backend auto] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from dgkit.io import make_test_video, sample_image
+from dgkit.landmarks import available_backends, detect_faces, get_backend
+from dgkit.pipeline import load_dg
+from dgkit.reenact import iter_reenact_video, reenact_video
+from dgkit.weights import synthetic_weights_dir
+
+# stage -> what it covers (the names dgkit.reenact records in VideoReport.seconds)
+STAGES = {
+    "read": "read/decode frames",
+    "detect": "detect landmarks",
+    "align": "ArcFace align",
+    "encode_source": "VGG-Face + style (once)",
+    "idsg": "IDSG (baseline: rel. 3D)",
+    "sketch": "draw sketch",
+    "generator": "RFG generator",
+    "warp": "warp baseline",
+    "write": "encode/write frames",
+}
+
+
+def run_once(source: np.ndarray, video: Path, out: Path, dg, args) -> dict[str, float]:
+    """Warm up on one batch, then time the whole video; returns VideoReport.seconds plus "frames"."""
+    for _ in iter_reenact_video(source, video, dg=dg, backend=args.backend, batch_size=args.batch_size,
+                                max_frames=args.batch_size):
+        pass
+    report = reenact_video(source, video, out, dg=dg, backend=args.backend, batch_size=args.batch_size,
+                           progress=False)
+    seconds = dict(report.seconds)
+    seconds["frames"] = report.frames_out
+    return seconds
+
+
+def print_table(title: str, seconds: dict[str, float]) -> None:
+    total, frames = seconds["total"], seconds["frames"]
+    print(f"\n{title}: {frames} frames in {total:.2f} s -> {frames / total:.2f} frames/s "
+          f"({1e3 * total / frames:.0f} ms/frame)")
+    print(f"  {'stage':<28}{'seconds':>9}{'ms/frame':>10}{'share':>8}")
+    accounted = 0.0
+    for key, label in STAGES.items():
+        if key in seconds:
+            accounted += seconds[key]
+            print(f"  {label:<28}{seconds[key]:>9.2f}{1e3 * seconds[key] / frames:>10.1f}"
+                  f"{100 * seconds[key] / total:>7.1f}%")
+    other = total - accounted
+    print(f"  {'other (source prep, glue)':<28}{other:>9.2f}{1e3 * other / frames:>10.1f}{100 * other / total:>7.1f}%")
+
+
+def detection_times(runs: int) -> None:
+    frame = cv2.resize(sample_image(), (256, 256), interpolation=cv2.INTER_AREA)
+    images = {"astronaut 512x512": sample_image(), "video frame 256x256": frame}
+    print(f"\nlandmark detection, median of {runs} runs after 2 warm-up runs")
+    print(f"  {'backend':<12}{'image':<22}{'faces':>6}{'ms/image':>10}")
+    for name in available_backends():
+        backend = get_backend(name)
+        for label, image in images.items():
+            for _ in range(2):
+                faces = detect_faces(image, backend)
+            times = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                detect_faces(image, backend)
+                times.append(1e3 * (time.perf_counter() - start))
+            print(f"  {name:<12}{label:<22}{len(faces):>6}{statistics.median(times):>10.1f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=24, help="frames in the synthetic video")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--backend", default="auto", help="landmark backend")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--detect-runs", type=int, default=10)
+    parser.add_argument("--skip-dg", action="store_true", help="time only the warp baseline")
+    args = parser.parse_args(argv)
+
+    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
+          f"{torch.get_num_threads()}, device {args.device}; load average {os.getloadavg()[0]:.1f} at start")
+    source = sample_image()
+    with tempfile.TemporaryDirectory() as tmp:
+        video = make_test_video(Path(tmp) / "drive.mp4", n_frames=args.frames, fps=24.0)
+        if not args.skip_dg:
+            dg = load_dg(synthetic_weights_dir(1234), device=args.device)
+            seconds = run_once(source, video, Path(tmp) / "dg.mp4", dg, args)
+            print_table(f"DG (synthetic weights, batch {args.batch_size}, 256 px)", seconds)
+        seconds = run_once(source, video, Path(tmp) / "warp.mp4", None, args)
+        print_table("warp baseline (no DG, 256 px)", seconds)
+    detection_times(args.detect_runs)
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end (other processes share this CPU)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
