@@ -48,18 +48,43 @@ _LAZY = {
     "detect_faces": "dgkit.landmarks",
     "FaceDetection": "dgkit.landmarks",
     "read_image": "dgkit.io",
+    "write_image": "dgkit.io",
     "sample_image": "dgkit.io",
+    "sample_names": "dgkit.io",
+    "video_info": "dgkit.io",
+    "iter_video_frames": "dgkit.io",
+    "VideoWriter": "dgkit.io",
     "head_pose": "dgkit.geometry",
     "rotate_landmarks": "dgkit.geometry",
+    "pose_landmarks": "dgkit.geometry",
     "edit_expression": "dgkit.geometry",
+    "lift_to_3d": "dgkit.geometry",
+    "mean_face_3d": "dgkit.geometry",
+    # weight-free baselines
+    "naive_transfer": "dgkit.baselines",
+    "relative_transfer_3d": "dgkit.baselines",
+    "warp_to_landmarks": "dgkit.baselines",
+    # photos and videos end to end
+    "prepare_face": "dgkit.reenact",
+    "AlignedFace": "dgkit.reenact",
     "reenact_photos": "dgkit.reenact",
+    "PhotoReenactment": "dgkit.reenact",
+    "contact_sheet": "dgkit.reenact",
     "reenact_video": "dgkit.reenact",
+    "iter_reenact_video": "dgkit.reenact",
+    "VideoReport": "dgkit.reenact",
 }
+
+# sub-modules reachable as attributes after a plain ``import dgkit`` (e.g. ``dgkit.viz.image_grid``)
+_SUBMODULES = {"align", "baselines", "checkpoint", "eyes", "figures", "geometry", "interpolate", "io", "landmarks",
+               "models", "pipeline", "reenact", "sketch", "training", "viz", "weights", "widgets"}
 
 __all__ = sorted([*_LAZY, *_error_names, "__version__"])
 
 
 def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"dgkit.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'dgkit' has no attribute {name!r}")
@@ -69,7 +94,7 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return __all__
+    return [*__all__, *sorted(_SUBMODULES)]
 
 
 if TYPE_CHECKING:  # pragma: no cover - for editors and type checkers only
