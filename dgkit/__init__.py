@@ -73,6 +73,12 @@ _LAZY = {
     "reenact_video": "dgkit.reenact",
     "iter_reenact_video": "dgkit.reenact",
     "VideoReport": "dgkit.reenact",
+    # training on your own data
+    "prepare_dataset": "dgkit.training.prepare",
+    "make_synthetic_dataset": "dgkit.training.data",
+    "train_idsg": "dgkit.training.engine",
+    "train_rfg": "dgkit.training.engine",
+    "export_weights": "dgkit.training.engine",
 }
 
 # sub-modules reachable as attributes after a plain ``import dgkit`` (e.g. ``dgkit.viz.image_grid``)

@@ -396,6 +396,28 @@ def _is_synthetic(rfg_blob: dict) -> bool:
     return bool(np.array_equal(rfg_blob["generator"]["from_rgb.weight"].reshape(-1)[:4].numpy(), first))
 
 
+def _weights_info(paths: dict[str, Path], *, synthetic: bool) -> WeightsInfo:
+    """Label the weights: "official", "synthetic (untrained)" or "dgkit-trained ..." (from ``export_weights``).
+
+    A folder written by ``dgkit.training.export_weights`` holds ``DGKIT_TRAINED.json``; weights assembled with any
+    synthetic file are not counted as trained (their images are not meaningful).
+    """
+    import json
+
+    if synthetic:
+        return WeightsInfo("synthetic (untrained)", trained=False, paths=dict(paths))
+    marker = Path(paths["rfg"]).parents[2] / "DGKIT_TRAINED.json"  # <root>/expr/checkpoints/<file>
+    if not marker.is_file():
+        return WeightsInfo("official", trained=True, paths=dict(paths))
+    try:
+        files = json.loads(marker.read_text()).get("files", {})
+    except (OSError, ValueError):
+        files = {}
+    synthetic_parts = sorted(kind for kind, facts in files.items() if facts.get("synthetic"))
+    label = "dgkit-trained" + (f" (synthetic {', '.join(synthetic_parts)})" if synthetic_parts else "")
+    return WeightsInfo(label, trained=not synthetic_parts, paths=dict(paths))
+
+
 def load_dg(weights_dir: str | Path | None = None, *, device: str | torch.device = "cpu",
             sketch_intensity: SketchIntensity = "demo", allow_synthetic: bool = False) -> DualGenerator:
     """Build DG and load the official weights.
@@ -424,9 +446,7 @@ def load_dg(weights_dir: str | Path | None = None, *, device: str | torch.device
         log.warning("dgkit: official DG weights not found; using UNTRAINED synthetic weights from %s", directory)
         paths = weights_mod.locate_weights(directory)
     blobs = {kind: checkpoint.load_checkpoint(path, kind) for kind, path in paths.items()}
-    synthetic = _is_synthetic(blobs["rfg"])
-    info = WeightsInfo(label="synthetic (untrained)" if synthetic else "official", trained=not synthetic,
-                       paths=dict(paths))
+    info = _weights_info(paths, synthetic=_is_synthetic(blobs["rfg"]))
     dg = DualGenerator(sketch_intensity=sketch_intensity, weights=info)
     dg.load_official_state(blobs["rfg"], blobs["idsg"], blobs["vgg_face"])
     return dg.to(torch.device(device))

@@ -140,3 +140,23 @@ def test_load_dg_falls_back_to_labelled_synthetic_weights(isolated_weights, monk
     dg = dgkit.load_dg(allow_synthetic=True)
     assert dg.weights.trained is False
     assert dg.weights.label == "synthetic (untrained)"
+
+
+def test_weights_labels(tmp_path):
+    import json
+
+    from dgkit.pipeline import _weights_info
+
+    paths = {"rfg": tmp_path / "expr/checkpoints/501500_nets_ema.ckpt"}
+    assert _weights_info(paths, synthetic=True).label == "synthetic (untrained)"
+    assert (_weights_info(paths, synthetic=False).label, _weights_info(paths, synthetic=False).trained) == (
+        "official", True)
+    marker = {"trained_by": "dgkit", "files": {"rfg": {"synthetic": False}, "idsg": {"synthetic": False},
+                                               "vgg_face": {"synthetic": True}}}
+    (tmp_path / "DGKIT_TRAINED.json").write_text(json.dumps(marker))
+    info = _weights_info(paths, synthetic=False)
+    assert (info.label, info.trained) == ("dgkit-trained (synthetic vgg_face)", False)
+    marker["files"]["vgg_face"]["synthetic"] = False
+    (tmp_path / "DGKIT_TRAINED.json").write_text(json.dumps(marker))
+    assert (_weights_info(paths, synthetic=False).label, _weights_info(paths, synthetic=False).trained) == (
+        "dgkit-trained", True)

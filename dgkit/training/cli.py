@@ -1,0 +1,72 @@
+"""``dgkit train idsg|rfg|export``: the command line of :mod:`dgkit.training.engine`.
+
+    dgkit train idsg --data DATASET --out RUN [--config FILE] [--set key=value ...] [--steps N]
+                     [--batch-size N] [--device D] [--resume] [--amp bf16|fp16|none]
+    dgkit train rfg  ... (same options; e.g. --set image_size=64 for a CPU smoke run)
+    dgkit train export RUN [RUN ...] --out WEIGHTS [--weights-dir DIR]   -> a folder dgkit.load_dg reads
+
+Precedence: defaults < --config file < --set < the explicit options. Multi-GPU:
+``torchrun --nproc_per_node=4 -m dgkit train rfg --data D --out RUN`` (batch size is per process).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register_cli"]
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="dataset folder (made by `dgkit prepare-data`)")
+    p.add_argument("--out", help="run folder (checkpoints, logs, samples); may hold both stages")
+    p.add_argument("--config", help="JSON or YAML file of config keys")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key (repeatable), e.g. --set lr=1e-4 --set aligned_crops=true")
+    p.add_argument("--steps", type=int, help="optimizer steps in total")
+    p.add_argument("--batch-size", type=int, help="samples per micro-batch and process")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
+    p.add_argument("--resume", action="store_true", default=None, help="continue from the latest train state")
+    p.add_argument("--amp", choices=["bf16", "fp16", "none"], help="mixed precision (CUDA only)")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .engine import train_idsg, train_rfg
+
+    cfg = load_config(args.kind, args.config, args.overrides, data=args.data, out=args.out, steps=args.steps,
+                      batch_size=args.batch_size, device=args.device, resume=args.resume, amp=args.amp)
+    result = (train_idsg if args.kind == "idsg" else train_rfg)(cfg)
+    if result.checkpoint is not None:
+        losses = ", ".join(f"{k}={v:.4g}" for k, v in result.final_losses.items())
+        print(f"{args.kind.upper()} trained to step {result.steps}: {result.checkpoint}")
+        print(f"final losses: {losses}")
+        print(f"log: {result.log_path}")
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .engine import export_weights
+
+    out = export_weights(*args.runs, out_dir=args.out, weights_dir=args.weights_dir,
+                         allow_synthetic_vgg=args.allow_synthetic_vgg, link=not args.copy)
+    print(f"weights folder: {out}  (load with dgkit.load_dg({str(out)!r}))")
+    return 0
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``dgkit train`` with the sub-commands ``idsg``, ``rfg`` and ``export``."""
+    train = subparsers.add_parser("train", help="train DG's IDSG or RFG on a dataset",
+                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    stages = train.add_subparsers(dest="kind", metavar="STAGE", required=True)
+    for kind, text in (("idsg", "the shape generator (landmark encoder/decoder), SPEC 5.2"),
+                       ("rfg", "the face generator and style encoder, SPEC 5.1")):
+        p = stages.add_parser(kind, help=f"train {text}")
+        _add_common(p)
+        p.set_defaults(func=_run_train, kind=kind)
+    p = stages.add_parser("export", help="assemble a load_dg weights folder from trained runs")
+    p.add_argument("runs", nargs="+", help="run folder(s) (the latest checkpoint of each stage is used)")
+    p.add_argument("--out", required=True, help="new folder for the weights")
+    p.add_argument("--weights-dir", help="where VGG-Face (and a stage no run has) come from")
+    p.add_argument("--allow-synthetic-vgg", action="store_true", help="fall back to the synthetic VGG-Face")
+    p.add_argument("--copy", action="store_true", help="copy VGG-Face instead of symlinking it")
+    p.set_defaults(func=_run_export)
