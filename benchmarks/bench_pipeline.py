@@ -39,13 +39,20 @@ SPEC_MS = {
 }
 
 
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
+        _sync()
         t0 = time.perf_counter()
         fn()
+        _sync()
         times.append((time.perf_counter() - t0) * 1000)
     return statistics.median(times)
 
@@ -58,8 +65,10 @@ def interleaved_ms(fns: dict[str, Callable[[], object]], repeats: int, warmup: i
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            _sync()
             t0 = time.perf_counter()
             fn()
+            _sync()
             times[name].append((time.perf_counter() - t0) * 1000)
     return {k: statistics.median(v) for k, v in times.items()}
 
@@ -80,15 +89,18 @@ def original_path(dg) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarr
     nets = copy.deepcopy(dg).to(memory_format=torch.contiguous_format)
     intensity = 1 / 255
 
+    device = dg.device
+
     @torch.no_grad()
     def run(sources: np.ndarray, refs: np.ndarray, style: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(sources).permute(0, 3, 1, 2).float().div(255).contiguous()
+        x = torch.from_numpy(sources).to(device).permute(0, 3, 1, 2).float().div(255).contiguous()
         id_feature = nets.vgg(x)
-        code = nets.landmark_encoder(torch.from_numpy(refs.reshape(len(refs), -1) / 256).float())
-        decoded = nets.landmark_decoder(code, id_feature).numpy().reshape(-1, 68, 2) * 256
+        code = nets.landmark_encoder(torch.from_numpy(refs.reshape(len(refs), -1) / 256).float().to(device))
+        decoded = nets.landmark_decoder(code, id_feature).cpu().numpy().reshape(-1, 68, 2) * 256
         target = dg.correct_eyes(decoded, refs)
-        sketch = torch.from_numpy(dg.draw(target)).float().gt(0).float().mul(intensity)[:, None].repeat(1, 3, 1, 1)
-        return nets.generator(sketch, torch.from_numpy(style)).numpy()
+        sketch = torch.from_numpy(dg.draw(target)).to(device).float().gt(0).float().mul(intensity)
+        out = nets.generator(sketch[:, None].repeat(1, 3, 1, 1), torch.from_numpy(style).to(device))
+        return out.cpu().numpy()
 
     return run
 
@@ -99,11 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", help="also write the numbers to this JSON file")
+    ap.add_argument("--tf32", action="store_true", help="CUDA: allow TF32 convolutions in both paths (not exact)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    # one float32 policy for both paths (cuDNN defaults to TF32 convolutions; dgkit's steps default to exact)
+    torch.backends.cudnn.allow_tf32 = args.tf32
 
     dg = load_dg(synthetic_weights_dir(), device=args.device)
-    print(f"dgkit pipeline benchmark: torch {torch.__version__}, device {args.device}, {args.threads} threads, "
+    dg.allow_tf32 = args.tf32
+    device_name = torch.cuda.get_device_name() if dg.device.type == "cuda" else "cpu"
+    print(f"dgkit pipeline benchmark: torch {torch.__version__}, device {args.device} ({device_name}), {args.threads} threads, "
           f"median of {args.repeats} (interleaved)\n")
     results: dict[str, dict] = {}
     rows = []

@@ -17,7 +17,10 @@ All arrays are numpy, batch first; landmarks are x, y in pixels of the 256x256 A
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -192,6 +195,40 @@ def _repeat(arr: np.ndarray, n: int) -> np.ndarray:
     return arr if len(arr) == n else np.repeat(arr, n, axis=0)
 
 
+# --- numerics -------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _fp32_on_cuda(device: torch.device, allow_tf32: bool):
+    """Full-precision float32 convolutions/matmuls on CUDA unless ``allow_tf32``.
+
+    cuDNN convolutions use TF32 by default on Ampere and newer GPUs: ~1e-3 relative error, outside the tolerances
+    that reproduce the released demo (its code predates TF32). The flags are global, so they are restored after.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # newer torch prefers fp32_precision; the old flags still work
+        saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+    try:
+        yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def _inference(method):
+    """Decorator for DualGenerator steps: inference mode and the model's float32 policy."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with torch.inference_mode(), _fp32_on_cuda(self.device, self.allow_tf32):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 # --- the model --------------------------------------------------------------------------------------------------
 class DualGenerator(nn.Module):
     """DG with its five networks: VGG-Face, IDSG encoder/decoder, RFG style encoder/generator.
@@ -211,9 +248,23 @@ class DualGenerator(nn.Module):
         self.generator = RFG_NETS["generator"]()
         self.weights = weights or WeightsInfo("uninitialized", trained=False)
         self.sketch_intensity = sketch_intensity
+        # False: exact float32 on CUDA (matches the released demo); True: TF32 convolutions, faster on Ampere+
+        self.allow_tf32 = False
         self.eval()
-        # channels_last speeds CPU (oneDNN) and CUDA convolutions ~1.3x; results stay within 1e-5.
-        self.to(device=torch.device(device), memory_format=torch.channels_last)
+        self.to(torch.device(device))
+
+    def to(self, *args, **kwargs):
+        """``nn.Module.to``, then the memory format that is fastest for the device (see ``memory_format``)."""
+        module = super().to(*args, **kwargs)
+        if "memory_format" not in kwargs:
+            super().to(memory_format=self.memory_format)
+        return module
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        # channels_last: ~1.3x faster CPU (oneDNN) convolutions, results within 1e-5. On CUDA in exact float32 it
+        # was slower (H200, batch 4: see benchmarks/bench_pipeline.py), so GPUs keep the default layout.
+        return torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
 
     # -- configuration --
     @property
@@ -241,7 +292,7 @@ class DualGenerator(nn.Module):
         for name, (net, blob) in targets.items():
             _load_strict(net, blob[name], name)
         _load_strict(self.vgg, from_vgg_face_dag(vgg_face), "vgg_face_dag")
-        self.to(memory_format=torch.channels_last)
+        self.to(memory_format=self.memory_format)
 
     def _tensor(self, arr: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
@@ -249,10 +300,10 @@ class DualGenerator(nn.Module):
     def _images_to_tensor(self, images_u8: np.ndarray) -> torch.Tensor:
         # HWC uint8 RGB -> NCHW float in [0,1], the demo's toTensor (division by 255)
         t = self._tensor(images_u8).permute(0, 3, 1, 2).float() / 255
-        return t.contiguous(memory_format=torch.channels_last)
+        return t.contiguous(memory_format=self.memory_format)
 
     # -- the steps --
-    @torch.inference_mode()
+    @_inference
     def encode_source(self, source) -> SourceEncoding:
         """Identity feature (VGG-Face fc7) and style code of aligned source crop(s).
 
@@ -267,7 +318,7 @@ class DualGenerator(nn.Module):
             style_code=self.style_encoder(x).float().cpu().numpy(),
         )
 
-    @torch.inference_mode()
+    @_inference
     def encode_reference(self, reference_landmarks) -> ReferenceEncoding:
         """IDSG landmark code of reference landmarks ((68,2) or (N,68,2) crop pixels)."""
         lm = _as_landmark_batch(reference_landmarks)
@@ -275,7 +326,7 @@ class DualGenerator(nn.Module):
         code = self.landmark_encoder(self._tensor(normalized))
         return ReferenceEncoding(landmarks=lm, landmark_code=code.cpu().numpy())
 
-    @torch.inference_mode()
+    @_inference
     def decode(self, landmark_code: np.ndarray, id_feature: np.ndarray) -> np.ndarray:
         """IDSG decoder: landmark code (N,136) + identity feature (N,4096) -> landmarks (N,68,2) crop pixels.
 
@@ -307,9 +358,9 @@ class DualGenerator(nn.Module):
         if sk.ndim != 3 or sk.shape[1:] != (CROP, CROP) or sk.dtype != np.uint8:
             raise InputError(f"a sketch must be uint8 (256,256) or (N,256,256), got {sk.dtype} {sk.shape}")
         lines = (self._tensor(sk) > 0).float() * SKETCH_INTENSITIES[self.sketch_intensity]
-        return lines[:, None].expand(-1, 3, -1, -1).contiguous(memory_format=torch.channels_last)
+        return lines[:, None].expand(-1, 3, -1, -1).contiguous(memory_format=self.memory_format)
 
-    @torch.inference_mode()
+    @_inference
     def generate(self, sketch: np.ndarray, style_code: np.ndarray, *,
                  output: Literal["uint8", "float"] = "uint8") -> np.ndarray:
         """RFG generator: sketch (N,256,256) uint8 + style code (N,128) -> faces (N,256,256,3) RGB.
@@ -325,7 +376,7 @@ class DualGenerator(nn.Module):
             return out.float().permute(0, 2, 3, 1).cpu().numpy()
         return to_uint8_image(out)
 
-    @torch.inference_mode()
+    @_inference
     def generator_activations(self, sketch: np.ndarray, style_code: np.ndarray) -> dict[str, np.ndarray]:
         """Feature maps of every generator block for one sketch, via forward hooks (for teaching).
 

@@ -6,6 +6,7 @@ Tolerances follow SPEC §6: networks atol 1e-5 (generator 1e-4), renderers and a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,8 @@ def rgb(bgr: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def dg(synthetic_weights):
-    return dgkit.load_dg(synthetic_weights)
+    # DGKIT_TEST_DEVICE=cuda runs the same checks on a GPU (not needed for CI)
+    return dgkit.load_dg(synthetic_weights, device=os.environ.get("DGKIT_TEST_DEVICE", "cpu"))
 
 
 def assert_uint8_faces_match(ours: np.ndarray, ref_uint8: np.ndarray, ref_float: np.ndarray | None = None):

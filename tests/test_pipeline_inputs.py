@@ -160,3 +160,20 @@ def test_weights_labels(tmp_path):
     (tmp_path / "DGKIT_TRAINED.json").write_text(json.dumps(marker))
     assert (_weights_info(paths, synthetic=False).label, _weights_info(paths, synthetic=False).trained) == (
         "dgkit-trained", True)
+
+
+def test_fp32_policy_sets_and_restores_cuda_flags():
+    import torch
+
+    from dgkit.pipeline import _fp32_on_cuda
+
+    saved = torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = True
+        with _fp32_on_cuda(torch.device("cuda"), allow_tf32=False):  # flags only: no GPU needed
+            assert torch.backends.cudnn.allow_tf32 is False
+        assert torch.backends.cudnn.allow_tf32 is True
+        with _fp32_on_cuda(torch.device("cpu"), allow_tf32=False):
+            assert torch.backends.cudnn.allow_tf32 is True  # CPU: untouched
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
