@@ -2,6 +2,7 @@
 
     dgkit weights status|download|import     weight files (dgkit.weights)
     dgkit reenact SOURCE REFERENCE -o OUT    photos and videos (dgkit.reenact)
+    dgkit figure SPEC.json -o STEM           paper figures from a recorded configuration (dgkit.figures)
     dgkit prepare-data ...                   training sets (dgkit.training.prepare)
     dgkit train idsg|rfg ...                 training (dgkit.training.cli)
 """
@@ -18,6 +19,7 @@ from .errors import DgkitError
 _COMMANDS = [
     ("dgkit.weights", "register_cli"),
     ("dgkit.reenact", "register_cli"),
+    ("dgkit.figures", "register_cli"),
     ("dgkit.training.prepare", "register_cli"),
     ("dgkit.training.cli", "register_cli"),
 ]
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # e.g. `dgkit weights status | head`
+        return 0
     except DgkitError as exc:
         print(f"dgkit: error: {exc}", file=sys.stderr)
         return 1
