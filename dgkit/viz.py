@@ -185,6 +185,18 @@ def image_grid(images: Sequence[Any] | np.ndarray, titles: Sequence[str] | None 
     return fig
 
 
+def polyline_xyz(landmarks3d: np.ndarray) -> tuple[list, list, list]:
+    """x, y, z lists of every face part's polyline, parts separated by ``None`` (one plotly line trace)."""
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    zs: list[float | None] = []
+    for line in part_polylines(landmarks3d):
+        xs += [*line[:, 0], None]
+        ys += [*line[:, 1], None]
+        zs += [*line[:, 2], None]
+    return xs, ys, zs
+
+
 def landmarks_3d(sets: Mapping[str, Any], *, title: str = "", frame: str = CROP_FRAME,
                  marker_size: float = 3.0) -> go.Figure:
     """Interactive 3D plot of one or more landmark sets (plotly).
@@ -209,13 +221,7 @@ def landmarks_3d(sets: Mapping[str, Any], *, title: str = "", frame: str = CROP_
         lm = _as_landmarks(pts, name=str(name))
         if lm.shape[1] == 2:
             lm = np.column_stack([lm, np.zeros(68)])
-        xs: list[float | None] = []
-        ys: list[float | None] = []
-        zs: list[float | None] = []
-        for line in part_polylines(lm):
-            xs += [*line[:, 0], None]
-            ys += [*line[:, 1], None]
-            zs += [*line[:, 2], None]
+        xs, ys, zs = polyline_xyz(lm)
         fig.add_trace(go.Scatter3d(
             x=xs, y=ys, z=zs, mode="lines+markers", name=str(name),
             line={"color": color(i), "width": 4}, marker={"color": color(i), "size": marker_size},
@@ -404,7 +410,7 @@ def code_figure(code: Any, labels: Sequence[str] | None = None, *, dim: int, tit
 
 
 def id_feature_figure(id_feature: Any, labels: Sequence[str] | None = None, *,
-                      title: str = "source identity feature (VGG-Face fc7, 4096 values)", size: float = 2.6) -> Figure:
+                      title: str = "source identity feature (VGG-Face fc7, 4096 values)", size: float = 3.0) -> Figure:
     """VGG-Face identity feature(s) ``(4096,)`` or ``(N,4096)``: each as a 64x64 map (viridis, shared scale,
     colorbar) plus, on the right, the sorted values (log y) that show how sparse the ReLU output is.
     With N > 1 a last panel gives the cosine similarities between the features."""
@@ -418,7 +424,7 @@ def id_feature_figure(id_feature: Any, labels: Sequence[str] | None = None, *,
     if len(labels) != n:
         raise InputError(f"got {len(labels)} labels for {n} features")
     ncols = n + 1 + (n > 1)
-    fig, axes = new_figure(1, ncols, size=size)
+    fig, axes = new_figure(1, ncols, size=size, aspect=1.3)  # headroom for titles, rotated tick labels
     ax = axes[0]
     vmax = float(arr.max()) or 1.0
     im = None

@@ -670,15 +670,9 @@ class LargePoseApp(W.VBox):
         self.landmarks, self.pose, self.branch, self.hidden = lm, head_pose(lm), branch, hidden
         self.sketch, self.result, self.image, self.baseline = sketch, result, result.image[0], baseline
 
-        from .viz import part_polylines
+        from .viz import polyline_xyz
 
-        xs: list[float | None] = []
-        ys: list[float | None] = []
-        zs: list[float | None] = []
-        for line in part_polylines(lm):
-            xs += [*line[:, 0], None]
-            ys += [*line[:, 1], None]
-            zs += [*line[:, 2], None]
+        xs, ys, zs = polyline_xyz(lm)
         idx = list(hidden)
         with self.figure.batch_update():
             self.figure.data[0].update(x=xs, y=ys, z=zs)

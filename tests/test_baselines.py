@@ -101,7 +101,7 @@ def test_warp_moves_a_marked_pixel_with_its_landmark():
     x, y = src[30].round().astype(int)
     img[y - 2 : y + 3, x - 2 : x + 3] = (255, 0, 0)  # a red dot around the nose tip
     target = src.copy()
-    tx, ty = x + 7, y - 5
+    tx, ty = x + 1, y - 6  # no mesh triangle folds over, none becomes a sliver (see the next test)
     target[30] += (tx - src[30, 0], ty - src[30, 1])  # the landmark lands exactly on pixel (tx, ty)
     out = warp_to_landmarks(img, src, target)
     np.testing.assert_array_equal(out[ty, tx], (255, 0, 0))  # the pixel under the landmark came along
@@ -126,6 +126,22 @@ def test_warp_output_shape_and_scaled_frames(tmp_path):
     np.testing.assert_array_equal(out[50, 60], big[100, 120])
     with pytest.raises(InputError, match="output_shape"):
         warp_to_landmarks(big, src, M, output_shape=(1, 256))
+
+
+def test_warp_hides_triangles_that_turn_away():
+    """A nose tip pushed across the 29-35 edge folds the mesh; the folded (back-facing) triangle is not drawn,
+    so the image is not smeared over itself: the red nose-tip dot stays one blob and no grey wedge covers it."""
+    img = np.full((256, 256, 3), 128, np.uint8)
+    src = M[:, :2]
+    x, y = src[30].round().astype(int)
+    img[y - 2 : y + 3, x - 2 : x + 3] = (255, 0, 0)
+    target = src.copy()
+    target[30] += (12.0, -6.0)  # crosses the line from point 29 to point 35
+    out = warp_to_landmarks(img, src, target)
+    red = (out[..., 0] > 200) & (out[..., 1] < 60)
+    assert red.sum() > 0
+    ys, xs = np.nonzero(red)
+    assert xs.mean() > x + 6  # the dot went along with its landmark, not left behind at the old place
 
 
 def test_warp_covers_the_whole_frame_under_large_pose():

@@ -51,7 +51,7 @@ import shutil
 import time
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,6 +268,17 @@ class Task(ABC):
         """Weight of R1 at this step: ``lambda_reg * r1_every`` every ``r1_every``-th step, else 0."""
         k = self.cfg.r1_every
         return self.cfg.lambda_reg * k if self.step % k == 0 else 0.0
+
+    def loss_meter(self, n_micro_batches: int) -> tuple[dict[str, float], Callable[..., None]]:
+        """Logged losses of one step (zeros for every ``loss_names`` entry) and ``add(name=tensor, ...)``, which
+        accumulates each loss averaged over the step's micro-batches (gradient accumulation)."""
+        out: dict[str, float] = dict.fromkeys(self.loss_names, 0.0)
+
+        def add(**values: torch.Tensor) -> None:
+            for k, v in values.items():
+                out[k] += float(v.detach()) / n_micro_batches
+
+        return out, add
 
     @torch.no_grad()
     def update_ema(self) -> None:

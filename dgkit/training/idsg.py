@@ -99,11 +99,7 @@ class IDSGTask(Task):
         cfg, rt = self.cfg, self.rt
         enc, dec, dis, cls = (self.nets[k] for k in (ENC, DEC, DIS, CLS))
         data = [self._inputs(b) for b in batches]
-        out: dict[str, float] = dict.fromkeys(self.loss_names, 0.0)
-
-        def add(**values: torch.Tensor) -> None:
-            for k, v in values.items():
-                out[k] += float(v.detach()) / len(data)
+        out, add = self.loss_meter(len(data))
 
         # 1. discriminator on 136-d shapes
         self.optims[DIS].zero_grad(set_to_none=True)

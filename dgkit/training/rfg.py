@@ -148,11 +148,7 @@ class RFGTask(Task):
         cfg, rt = self.cfg, self.rt
         g, e, d = self.nets[GEN], self.nets[STY], self.nets[DIS]
         data = [self._inputs(b, gen) for b in batches]
-        out: dict[str, float] = dict.fromkeys(self.loss_names, 0.0)
-
-        def add(**values: torch.Tensor) -> None:
-            for k, v in values.items():
-                out[k] += float(v.detach()) / len(data)
+        out, add = self.loss_meter(len(data))
 
         # 1. discriminator
         self.optims[DIS].zero_grad(set_to_none=True)
