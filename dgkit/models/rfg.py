@@ -5,6 +5,8 @@ Key names match the released checkpoint ``expr/checkpoints/501500_nets_ema.ckpt`
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -66,15 +68,15 @@ class StyleEncoder(nn.Module):
 class SketchDiscriminator(nn.Module):
     """Conditional discriminator for RFG training: concat(image, sketch) (N,6,256,256) -> one logit (N,).
 
-    conv3x3 6->64, six un-normalized down-sampling ResBlks (64->...->512), LReLU, conv4x4 valid, LReLU, conv1x1.
-    Training only; not part of the released checkpoint.
+    conv3x3 6->64, log2(img_size)-2 un-normalized down-sampling ResBlks (six at 256 px: 64->...->512), LReLU,
+    conv4x4 valid, LReLU, conv1x1. Training only; not part of the released checkpoint.
     """
 
     def __init__(self, img_size: int = 256, max_conv_dim: int = 512, in_channels: int = 6):
         super().__init__()
         dim_in = 64
         blocks: list[nn.Module] = [nn.Conv2d(in_channels, dim_in, 3, 1, 1)]
-        for _ in range(6):
+        for _ in range(int(math.log2(img_size)) - 2):  # down to a 4x4 map: 6 blocks at 256 px
             dim_out = min(dim_in * 2, max_conv_dim)
             blocks.append(ResBlk(dim_in, dim_out, downsample=True))
             dim_in = dim_out

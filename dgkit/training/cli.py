@@ -16,6 +16,13 @@ import argparse
 __all__ = ["register_cli"]
 
 
+def _plain(doc: str | None) -> str:
+    """The module docstring without reStructuredText markup, for ``--help``."""
+    import re
+
+    return re.sub(r":\w+:`([^`]+)`", r"\1", (doc or "").replace("``", "`"))
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="dataset folder (made by `dgkit prepare-data`)")
     p.add_argument("--out", help="run folder (checkpoints, logs, samples); may hold both stages")
@@ -56,7 +63,7 @@ def _run_export(args: argparse.Namespace) -> int:
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``dgkit train`` with the sub-commands ``idsg``, ``rfg`` and ``export``."""
     train = subparsers.add_parser("train", help="train DG's IDSG or RFG on a dataset",
-                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                  description=_plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     stages = train.add_subparsers(dest="kind", metavar="STAGE", required=True)
     for kind, text in (("idsg", "the shape generator (landmark encoder/decoder), SPEC 5.2"),
                        ("rfg", "the face generator and style encoder, SPEC 5.1")):

@@ -46,14 +46,8 @@ GEN, STY, DIS = "generator", "style_encoder", "discriminator"
 
 
 def make_discriminator(image_size: int = 256) -> nn.Module:
-    """The conditional discriminator for ``image_size`` px: log2(size) - 2 down-sampling blocks (6 at 256)
-    so that the final valid 4x4 convolution sees a 4x4 map."""
-    disc = SketchDiscriminator()
-    repeat = int(math.log2(image_size)) - 2
-    if repeat != 6:
-        layers = list(disc.main)
-        disc.main = nn.Sequential(*layers[: 1 + repeat], *layers[7:])  # the tail (512 ch) is the same
-    return disc
+    """The conditional discriminator for ``image_size`` px (log2(size) - 2 down-sampling blocks, 6 at 256)."""
+    return SketchDiscriminator(img_size=image_size)
 
 
 def encode_style(style_encoder: StyleEncoder, image: torch.Tensor) -> torch.Tensor:
