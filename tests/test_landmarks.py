@@ -197,6 +197,14 @@ def test_small_face_in_larger_frame(astronaut, astronaut_landmarks):
 
 
 @needs_mediapipe
+def test_huge_image(astronaut, astronaut_landmarks):
+    """A 4096x4096 photo (8x the sample): same landmarks, scaled, as on the original."""
+    huge = cv2.resize(astronaut, (4096, 4096), interpolation=cv2.INTER_LINEAR)
+    lm = detect_landmarks(huge, backend="mediapipe")
+    assert nme(lm / 8, astronaut_landmarks) < 0.01
+
+
+@needs_mediapipe
 def test_two_faces_largest_first(astronaut, astronaut_landmarks):
     head = astronaut[10:300, 80:370]
     frame = gradient(480, 640)
