@@ -497,7 +497,9 @@ def load_dg(weights_dir: str | Path | None = None, *, device: str | torch.device
         log.warning("dgkit: official DG weights not found; using UNTRAINED synthetic weights from %s", directory)
         paths = weights_mod.locate_weights(directory)
     blobs = {kind: checkpoint.load_checkpoint(path, kind) for kind, path in paths.items()}
-    info = _weights_info(paths, synthetic=_is_synthetic(blobs["rfg"]))
+    # the contents catch RECIPE's seed-1234 files wherever they are; the folder marker any other seed
+    synthetic = _is_synthetic(blobs["rfg"]) or weights_mod.synthetic_seed(paths["rfg"]) is not None
+    info = _weights_info(paths, synthetic=synthetic)
     dg = DualGenerator(sketch_intensity=sketch_intensity, weights=info)
     dg.load_official_state(blobs["rfg"], blobs["idsg"], blobs["vgg_face"])
     return dg.to(torch.device(device))

@@ -177,3 +177,11 @@ def test_fp32_policy_sets_and_restores_cuda_flags():
             assert torch.backends.cudnn.allow_tf32 is True  # CPU: untouched
     finally:
         torch.backends.cudnn.allow_tf32 = saved
+
+
+@pytest.mark.slow
+def test_synthetic_weights_of_any_seed_are_labelled_untrained(tmp_path):
+    # before the folder marker was consulted, any seed but 1234 was labelled "official"
+    dgkit.make_synthetic_weights(tmp_path / "seed7", seed=7)
+    dg = dgkit.load_dg(tmp_path / "seed7")
+    assert (dg.weights.label, dg.weights.trained) == ("synthetic (untrained)", False)
