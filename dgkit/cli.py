@@ -22,6 +22,7 @@ _COMMANDS = [
     ("dgkit.figures", "register_cli"),
     ("dgkit.training.prepare", "register_cli"),
     ("dgkit.training.cli", "register_cli"),
+    ("dgkit.evaluate.cli", "register_cli"),
 ]
 
 
