@@ -82,8 +82,8 @@ _LAZY = {
 }
 
 # sub-modules reachable as attributes after a plain ``import dgkit`` (e.g. ``dgkit.viz.image_grid``)
-_SUBMODULES = {"align", "baselines", "checkpoint", "eyes", "figures", "geometry", "interpolate", "io", "landmarks",
-               "models", "pipeline", "reenact", "sketch", "training", "viz", "weights", "widgets"}
+_SUBMODULES = {"align", "baselines", "checkpoint", "evaluate", "eyes", "figures", "geometry", "interpolate", "io",
+               "landmarks", "models", "pipeline", "reenact", "sketch", "training", "viz", "weights", "widgets"}
 
 __all__ = sorted([*_LAZY, *_error_names, "__version__"])
 

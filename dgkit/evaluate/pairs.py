@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ImageReadError, InputError
-from ..io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, iter_video_frames, read_image, sample_image, sample_names
+from ..io import IMAGE_SUFFIXES, iter_video_frames, read_image, sample_image, sample_names
+from ..reenact import READ_VIDEO_SUFFIXES
 
 __all__ = [
     "Pair",
@@ -35,7 +36,6 @@ __all__ = [
 
 SWEEP_YAWS = tuple(float(v) for v in range(-90, 91, 15))
 SWEEP_PITCHES = (-40.0, 0.0, 40.0)
-_VIDEO_SUFFIXES = (*VIDEO_SUFFIXES, ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +69,7 @@ class Pair:
 
 
 def _is_video(path: str | Path) -> bool:
-    return Path(str(path)).suffix.lower() in _VIDEO_SUFFIXES
+    return Path(str(path)).suffix.lower() in READ_VIDEO_SUFFIXES
 
 
 def load_image_spec(spec: str) -> np.ndarray:
