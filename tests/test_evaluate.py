@@ -283,6 +283,7 @@ def _rows():
         rows.append(R(pair_id=f"p{yaw}", method="dg", untrained=True, weights="synthetic (untrained)", ref_yaw=yaw,
                       detected=False, failure="no face found on the output", identity_cosine=0.9))
         rows.append(R(pair_id=f"p{yaw}", method="naive", weights="none (weight-free)", ref_yaw=yaw, detected=True,
+                      identity_encoder="vggface-fc7 (synthetic (untrained))",
                       pose_error=abs(yaw) / 10, yaw_error=abs(yaw) / 5, nme_target=0.01 * (1 + abs(yaw) / 30),
                       identity_cosine=0.99))
     return rows
@@ -310,9 +311,10 @@ def test_large_pose_figure_has_one_line_per_method():
     from dgkit.viz import UNTRAINED_LABEL
 
     rows = _rows()
-    fig = ev.large_pose_figure(rows, metrics=["pose_error", "nme_target", "failure_rate"])
+    fig = ev.large_pose_figure(rows, metrics=["pose_error", "nme_target", "identity_cosine", "failure_rate"])
     axes = fig.axes
-    assert len(axes) == 3
+    assert len(axes) == 4
+    assert [t.get_gid() for t in axes[2].texts] == ["untrained-encoder"]
     for ax in axes:
         gids = sorted(line.get_gid() for line in ax.get_lines() if line.get_gid())
         assert gids == ["method:dg", "method:naive"]

@@ -146,13 +146,17 @@ def binned(rows: Sequence[ResultRow], metric: str, bins: Sequence[float] = YAW_B
     return out
 
 
+def _untrained_encoder(rows: Sequence[ResultRow]) -> bool:
+    return any("untrained" in r.identity_encoder or "synthetic" in r.identity_encoder for r in rows)
+
+
 def _notes(rows: Sequence[ResultRow]) -> list[str]:
     notes = []
     if any(r.untrained for r in rows):
         notes.append("UNTRAINED: rows from synthetic (untrained) DG weights; their numbers say nothing about DG. "
                      "The weight-free baselines' numbers are real.")
     encoders = sorted({r.identity_encoder for r in rows if r.identity_encoder})
-    if any("untrained" in e or "synthetic" in e for e in encoders):
+    if _untrained_encoder(rows):
         notes.append(f"identity cosine from an untrained encoder ({', '.join(encoders)}): not a measure of "
                      "identity for any method.")
     return notes
@@ -262,6 +266,9 @@ def large_pose_figure(rows: Sequence[ResultRow], *, metrics: Sequence[str] = PLO
         ax.tick_params(labelsize=7)
         ax.set_xlabel("|reference yaw|", fontsize=8)
         ax.set_title(f"{name} {'↑' if higher else '↓'}", fontsize=9)
+        if k == "identity_cosine" and _untrained_encoder(rows):
+            ax.text(0.5, 0.5, "UNTRAINED encoder:\nnot a measure of identity", transform=ax.transAxes, ha="center",
+                    va="center", fontsize=7, color=viz.UNTRAINED_COLOR, gid="untrained-encoder")
         ax.grid(True, alpha=0.3, linewidth=0.5)
         if k in ("failure_rate", "ssim"):
             ax.set_ylim(-0.03, 1.03)
