@@ -363,3 +363,13 @@ def test_cli_sweep_and_errors(tmp_path, capsys):
     assert main(["evaluate", "csv", str(tmp_path / "none.csv"), "-o", str(out)]) == 1
     assert "does not exist" in capsys.readouterr().err
     assert main(["evaluate", "sweep", "-o", str(out), "--methods", "bogus", "--no-identity"]) == 1
+    capsys.readouterr()
+    (tmp_path / "broken.png").write_text("not an image")
+    dgkit.write_image(tmp_path / "good.png", dgkit.sample_image())
+    (tmp_path / "pairs.csv").write_text("source,reference\ngood.png,good.png\ngood.png,broken.png\n")
+    bad_out = tmp_path / "bad"
+    assert main(["evaluate", "csv", str(tmp_path / "pairs.csv"), "-o", str(bad_out), "--methods", "naive",
+                 "--no-identity", "--no-progress", "--backend", "mediapipe"]) == 1
+    err = capsys.readouterr().err
+    assert "broken.png" in err and "run the same command again" in err
+    assert len(ev.read_results(bad_out / "results.csv")) == 1

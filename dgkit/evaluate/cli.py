@@ -14,10 +14,11 @@ Re-running the same command continues where it stopped (pairs already in ``OUT/r
 from __future__ import annotations
 
 import argparse
+import textwrap
 import time
 from pathlib import Path
 
-from ..errors import InputError, WeightsNotFoundError
+from ..errors import DgkitError, InputError, WeightsNotFoundError
 
 __all__ = ["register_cli"]
 
@@ -45,9 +46,14 @@ def register_cli(subparsers) -> None:
     """Add ``dgkit evaluate MODE ...``."""
     p = subparsers.add_parser(
         "evaluate", help="measure DG and the baselines: pose, expression, identity, quality, by pose",
-        description=__doc__.split("::")[0].strip() + " Outputs in OUT: results.csv / results.json (one row per "
-                    "pair and method), summary.md / summary.tex (mean ± std per method), by_yaw.md, and "
-                    "large_pose.png/.pdf/.svg with large_pose.json (rebuilds the plot).",
+        description=textwrap.fill("Measure DG and the weight-free baselines on the same pairs: pose error, NME, mouth/eye "
+                    "opening errors, identity cosine, PSNR/SSIM (self-reenactment), jitter (videos), detection "
+                    "failures. Outputs in OUT: results.csv / results.json (one row per pair and method), "
+                    "summary.md / summary.tex (mean ± std per method), by_yaw.md, and large_pose.png/.pdf/.svg "
+                    "with large_pose.json (rebuilds the plot). Re-running the same command continues where it "
+                    "stopped. Each MODE has its own --help.", width=100),
+        epilog="examples:\n" + "\n".join(line for line in __doc__.split("::")[1].splitlines()
+                                         if line.strip().startswith("dgkit")),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     modes = p.add_subparsers(dest="mode", metavar="MODE")
 
@@ -141,8 +147,15 @@ def _run(args) -> int:
         print(f"dgkit: warning: DG weights are {dg.weights.label}: DG rows are marked UNTRAINED and mean nothing")
     out = Path(args.output)
     t0 = time.perf_counter()
-    result = evaluate(pairs, dg=dg, methods=methods, identity=None if args.no_identity else "auto",
-                      backend=args.backend, out_dir=out, limit=args.limit, progress=not args.no_progress)
+    try:
+        result = evaluate(pairs, dg=dg, methods=methods, identity=None if args.no_identity else "auto",
+                          backend=args.backend, out_dir=out, limit=args.limit, progress=not args.no_progress)
+    except DgkitError as exc:
+        saved = out / "results.csv"
+        if not saved.exists():
+            raise
+        raise type(exc)(f"{exc}\nThe rows measured so far are saved in {saved}; fix the input and run the same "
+                        "command again to continue.") from None
     seconds = time.perf_counter() - t0
     bins = args.bins or YAW_BINS
     summary = markdown_table(result.rows)
