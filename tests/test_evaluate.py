@@ -326,6 +326,7 @@ def test_large_pose_figure_has_one_line_per_method():
     assert [t.get_text() for t in axes[0].get_xticklabels()] == ["0–30°", "30–60°", "60–90°"]
 
 
+@pytest.mark.slow
 def test_plot_export_and_rebuild(tmp_path):
     from dgkit.figures import figure_png
 
@@ -345,6 +346,7 @@ def test_plot_export_and_rebuild(tmp_path):
 
 
 # --- command line -------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_cli_sweep_and_errors(tmp_path, capsys):
     from dgkit.cli import main
 
