@@ -486,8 +486,10 @@ def load_dg(weights_dir: str | Path | None = None, *, device: str | torch.device
         CheckpointError / UnsafeCheckpointError: a file is corrupt, mismatched or unsafe.
     """
     from . import checkpoint, weights as weights_mod
+    from .device import resolve_device
     from .errors import WeightsNotFoundError
 
+    device = resolve_device(device)  # a DeviceError before the slow loading
     try:
         paths = weights_mod.locate_weights(weights_dir)
     except WeightsNotFoundError:
