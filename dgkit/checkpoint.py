@@ -26,7 +26,6 @@ import os
 import pickle
 import pickletools
 import re
-import secrets
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -41,6 +40,7 @@ from .errors import (
     UnsafeCheckpointError,
     WeightsNotFoundError,
 )
+from .io import check_input_file, clean_stale_temporaries, make_output_folder, temporary_name
 
 __all__ = [
     "KINDS",
@@ -398,6 +398,8 @@ def read_weights_file(path: str | os.PathLike, kind: str | None = None, *, map_l
     """
     title = _TITLES[_check_kind(kind)] if kind is not None else "DG weight file"
     path = Path(path).expanduser()
+    if path.exists() and not path.is_dir() and not path.is_file():  # FIFO, socket, device: never opened
+        check_input_file(path, title, CheckpointError)
     if not path.is_file():
         raise WeightsNotFoundError(
             f"{title} not found: {path} does not exist{' (it is a folder)' if path.is_dir() else ''}. "
@@ -474,14 +476,16 @@ def save_checkpoint(obj: object, path: str | os.PathLike, *, fsync: bool = True)
     """``torch.save`` atomically: write a temporary file beside ``path``, then rename it over ``path``.
 
     A reader never sees a half-written file, and an interrupted save leaves any previous file untouched.
+    Temporary files of earlier saves whose process died (e.g. killed with SIGKILL) are removed first.
     Parent folders are created. ``fsync=False`` skips flushing to disk (for caches that can be regenerated).
 
     Returns:
         ``path`` as a ``Path``.
     """
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    make_output_folder(path.parent)
+    clean_stale_temporaries(path.parent, path.name)  # left by a save that was killed (SIGKILL, power loss)
+    tmp = temporary_name(path, keep_suffix=False)
     # os.open with 0o666 honours the umask (tempfile.mkstemp would make the file private)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
