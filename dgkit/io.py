@@ -51,6 +51,7 @@ __all__ = [
     "atomic_output",
     "check_input_file",
     "clean_stale_temporaries",
+    "lock_file",
     "read_image",
     "as_rgb_uint8",
     "sample_image",
@@ -178,24 +179,27 @@ def _first_existing(p: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _output_lock(out: Path) -> Iterator[None]:
-    """Hold an advisory lock (``fcntl.flock``) on ``.<name>.lock`` beside ``out``; OutputBusyError if taken."""
+def lock_file(lock_path: PathLike, *, wait: bool = True, busy_message: str = "") -> Iterator[None]:
+    """Hold an inter-process advisory lock (``fcntl.flock``) on ``lock_path``; the file is removed afterwards.
+
+    ``wait=False`` raises OutputBusyError(``busy_message``) at once when another process holds the lock;
+    ``wait=True`` waits for it. On systems without ``fcntl`` (Windows) this does nothing.
+    """
     try:
         import fcntl
-    except ImportError:  # Windows: no advisory locks; the atomic rename still prevents corrupt files
+    except ImportError:  # Windows: no advisory locks; atomic renames still prevent corrupt files
         yield
         return
-    lock_path = out.with_name(f".{out.name}.lock")
+    lock_path = Path(lock_path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise OutputBusyError(
-                    f"{out} is being written by another process right now; wait for it to finish or choose "
-                    "another output path.") from None
+                raise OutputBusyError(busy_message or f"{lock_path} is locked by another process.") from None
             raise
         try:  # the holder before us may have removed the lock file after we opened it: lock the current one
             same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
@@ -210,6 +214,13 @@ def _output_lock(out: Path) -> Iterator[None]:
         with contextlib.suppress(OSError):
             os.unlink(lock_path)
         os.close(fd)
+
+
+def _output_lock(out: Path) -> contextlib.AbstractContextManager:
+    """The lock :func:`atomic_output` holds on ``.<name>.lock`` beside ``out`` (fails at once if taken)."""
+    return lock_file(out.with_name(f".{out.name}.lock"), wait=False, busy_message=(
+        f"{out} is being written by another process right now; wait for it to finish or choose another "
+        "output path."))
 
 
 @contextlib.contextmanager
