@@ -205,3 +205,53 @@ def test_load_dg_on_missing_cuda_is_a_device_error(synthetic_weights):
 
     with pytest.raises(DeviceError, match="cuda"):
         load_dg(synthetic_weights, device="cuda")
+
+
+# --- FAN weights and degenerate landmarks ---------------------------------------------------------------------
+def test_fan_old_style_file_with_numpy_scalars_loads_but_code_never_runs(tmp_path):
+    from dgkit.errors import UnsafeCheckpointError
+    from dgkit.landmarks.fan_backend import load_checkpoint
+
+    torch.save({"state_dict": {"w": torch.ones(2)}, "best": np.float64(0.5)}, tmp_path / "old-np.pth")
+    loaded = load_checkpoint(tmp_path / "old-np.pth")
+    assert float(loaded["best"]) == 0.5 and torch.equal(loaded["state_dict"]["w"], torch.ones(2))
+    torch.save({"state_dict": {}, "hook": os.system}, tmp_path / "evil-0123456789.pth")
+    with pytest.raises(UnsafeCheckpointError, match="refused and not loaded"):
+        load_checkpoint(tmp_path / "evil-0123456789.pth")
+
+
+def test_auto_falls_back_to_mediapipe_when_fan_files_are_refused(tmp_path, monkeypatch):
+    pytest.importorskip("mediapipe")
+    from dgkit.landmarks import clear_backend_cache, resolve_backend
+    from dgkit.landmarks import fan_backend as fb
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    folder = fb.default_weights_dir()
+    folder.mkdir(parents=True)
+    for name in fb.FanBackend.required_files:
+        torch.save({"state_dict": {}, "hook": os.system}, folder / name)
+    clear_backend_cache()
+    try:
+        ok, reason = fb.FanBackend.available()
+        assert not ok and "refused" in reason
+        assert resolve_backend("auto").name == "mediapipe"
+    finally:
+        clear_backend_cache()
+
+
+@pytest.mark.parametrize("kind", ["collinear", "tiny", "huge"])
+def test_align_face_rejects_degenerate_landmarks(kind):
+    from dgkit.align import align_face
+    from dgkit.errors import LandmarkError
+    from dgkit.geometry import mean_face_3d
+
+    lm = mean_face_3d()[:, :2] * 0.6 + 128
+    if kind == "collinear":
+        lm = np.column_stack([np.linspace(10, 200, 68), np.linspace(20, 60, 68)])  # all on one line
+    elif kind == "tiny":
+        lm = (lm - 128) * 1e-4 + 128  # normalised-looking coordinates, eyes far below a pixel apart
+    else:
+        lm = lm * 1e5
+    with pytest.raises(LandmarkError, match="one line|would scale the face"):
+        align_face(np.zeros((256, 256, 3), np.uint8), lm)
