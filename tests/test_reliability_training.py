@@ -15,31 +15,11 @@ from dgkit.errors import CheckpointError, DatasetError, DeviceError, TrainingErr
 from dgkit.training import engine
 from dgkit.training.cli import short_run_note
 from dgkit.training.config import config_from_dict
-from dgkit.training.engine import checkpoint_dir, train_idsg
+from dgkit.training.engine import checkpoint_dir
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_training import QUIET, TinyVGG  # noqa: E402  (the toy VGG of the training tests)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    from dgkit.training.data import make_synthetic_dataset
-
-    return make_synthetic_dataset(tmp_path_factory.mktemp("train") / "data")
-
-
-def _idsg(dataset: Path, out: Path, **kw):
-    values = {"data": str(dataset), "out": str(out), "steps": 3, "batch_size": 4, "log_every": 1,
-              "sample_every": 0, **QUIET, **kw}
-    return train_idsg(vgg=TinyVGG(), **values)
+# the toy VGG, the tiny dataset and the one-thread rule of the training tests
+from test_training import TinyVGG, _idsg, dataset, one_thread  # noqa: E402,F401
 
 
 def test_nan_loss_stops_with_step_and_last_good_checkpoint(dataset, tmp_path, monkeypatch):
