@@ -766,17 +766,6 @@ def make_test_video(
 
 
 # --- audio --------------------------------------------------------------------------------------------------
-def has_audio(path: PathLike) -> bool:
-    """True if the file has an audio stream PyAV can read (False when it has none or cannot be opened)."""
-    import av  # noqa: PLC0415  (PyAV ships its own FFmpeg; imported only where audio is needed)
-
-    try:
-        with av.open(str(check_input_file(path, "video", VideoError))) as container:
-            return bool(container.streams.audio)
-    except (av.error.FFmpegError, OSError):
-        return False
-
-
 def mux_audio(video: PathLike, audio_from: PathLike, *, duration: float) -> bool:
     """Add the first audio track of ``audio_from``, cut to its first ``duration`` seconds, to ``video`` in place.
 
@@ -803,8 +792,7 @@ def mux_audio(video: PathLike, audio_from: PathLike, *, duration: float) -> bool
                 _remux_with_audio(video, source, tmp, duration, copy=False)
         os.replace(tmp, video)
     except av.error.FFmpegError as exc:
-        raise VideoError(f"could not add the audio of {audio_from} to the output video ({exc}); run again with "
-                         "--no-audio (Python: audio=False) to write the video without sound.") from None
+        raise VideoError(f"could not add the audio of {audio_from} to the output video ({exc}).") from None
     finally:
         tmp.unlink(missing_ok=True)
     return True

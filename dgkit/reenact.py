@@ -739,8 +739,13 @@ def _audio_finisher(driving, fps: float, notes: list[str]):
         from .io import mux_audio
 
         frames = video_info(tmp).frame_count
-        if mux_audio(tmp, driving, duration=frames / fps):
-            notes.append(f"audio: kept the driving video's sound (first {frames / fps:.2f} s)")
+        try:
+            if mux_audio(tmp, driving, duration=frames / fps):
+                notes.append(f"audio: kept the driving video's sound (first {frames / fps:.2f} s)")
+        except VideoError as exc:  # the frames are done: keep them, without sound, and say so
+            message = f"{exc} The video was written without sound."
+            notes.append(message)
+            warnings.warn(message, stacklevel=2)
 
     return finish
 

@@ -255,3 +255,17 @@ def test_align_face_rejects_degenerate_landmarks(kind):
         lm = lm * 1e5
     with pytest.raises(LandmarkError, match="one line|would scale the face"):
         align_face(np.zeros((256, 256, 3), np.uint8), lm)
+
+
+def test_audio_that_cannot_be_copied_keeps_the_frames_and_says_so(tmp_path, monkeypatch):
+    import dgkit.io
+    from dgkit.reenact import reenact_video
+
+    def broken(*args, **kwargs):
+        raise VideoError("could not add the audio of x.mp4 to the output video (codec).")
+
+    monkeypatch.setattr(dgkit.io, "mux_audio", broken)
+    clip = _clip_with_audio(tmp_path / "talk.mp4", n_frames=6, fps=10)
+    with pytest.warns(UserWarning, match="written without sound"):
+        report = reenact_video(sample_image(), clip, tmp_path / "out.mp4", progress=False)
+    assert not report.audio and video_info(tmp_path / "out.mp4").frame_count == 6
