@@ -165,3 +165,26 @@ def test_save_checkpoint_signature_round_trip(tmp_path):
     path = save_checkpoint({"a": torch.zeros(2)}, tmp_path / "x.pt", signature={"synthetic": True, "seed": 3})
     assert read_signature(path) == {"synthetic": True, "seed": 3}
     assert read_signature(save_checkpoint({"a": torch.zeros(2)}, tmp_path / "y.pt")) is None
+
+
+_SYNTHESIZER = textwrap.dedent("""
+    import sys, time, torch
+    import dgkit.weights as W
+    from dgkit import checkpoint
+    def tiny(name, seed):  # small stand-ins for the 820 MB of real synthetic tensors
+        time.sleep(0.3)   # slow enough for the two processes to overlap
+        return {"net": {"w": torch.full((2,), float(seed))}}
+    W._synthetic_object = tiny
+    W.make_synthetic_weights(sys.argv[1], seed=int(sys.argv[2]))
+""")
+
+
+def test_two_concurrent_synthetic_runs_leave_one_consistent_set(tmp_path):
+    dest = tmp_path / "synthetic"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DGKIT_CACHE": str(tmp_path / "cache")}
+    runs = [subprocess.Popen([sys.executable, "-c", _SYNTHESIZER, str(dest), seed], env=env) for seed in ("5", "6")]
+    assert [run.wait(timeout=300) for run in runs] == [0, 0]
+    seeds = {read_signature(dest / rel)["seed"] for rel in (RFG, IDSG, VGG)}
+    values = {float(torch.load(dest / rel, weights_only=True)["net"]["w"][0]) for rel in (RFG, IDSG, VGG)}
+    marker = W.synthetic_seed(dest)
+    assert len(seeds) == 1 and values == {float(marker)} and seeds == {marker}
