@@ -136,3 +136,13 @@ def test_cli_prints_the_short_run_note_and_honours_threads(dataset, tmp_path, sy
                           "--device", "cpu"], env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     assert "note: 1 steps is short for ema_beta=0.999" in run.stdout and "threads 1" in run.stdout
+
+
+def test_default_threads_is_one_on_small_cpu_machines(monkeypatch):
+    from dgkit.training import cli
+
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: 2)
+    assert cli.default_threads("cpu") == 1
+    assert cli.default_threads("cuda") is None
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: 16)
+    assert cli.default_threads("cpu") is None

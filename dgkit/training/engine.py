@@ -156,6 +156,8 @@ class Runtime:
     def _pick_device(self, name: str) -> torch.device:
         from ..device import resolve_device
 
+        if name == "auto":  # training's "auto" is CUDA, else the CPU (see TrainConfig.device)
+            name = "cuda" if torch.cuda.is_available() else "cpu"
         device = resolve_device(name)  # DeviceError (a one-line message) for unknown or missing devices
         if device.type == "cuda":
             if device.index is None:
