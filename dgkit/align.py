@@ -81,7 +81,34 @@ def alignment_matrix(landmarks68: np.ndarray) -> np.ndarray:
     pts = five_points(lm)
     if np.linalg.norm(pts[0] - pts[1]) < 1e-3:
         raise LandmarkError("the two eye centres coincide; these landmarks cannot be aligned")
-    return umeyama_similarity(pts, np.asarray(ARCFACE_TEMPLATE_256))[:2]
+    _check_spread(pts)
+    matrix = umeyama_similarity(pts, np.asarray(ARCFACE_TEMPLATE_256))[:2]
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    if not MIN_SCALE <= scale <= MAX_SCALE:
+        eyes = float(np.linalg.norm(pts[0] - pts[1]))
+        raise LandmarkError(
+            f"these landmarks would scale the face by {scale:.3g} to fit the 256x256 crop (eyes {eyes:.3g} px "
+            f"apart); dgkit accepts {MIN_SCALE:g} to {MAX_SCALE:g}. Landmarks must be image pixels (not "
+            "normalised to [0, 1]) of a face that is at least a few pixels wide."
+        )
+    return matrix
+
+
+# the 5 alignment points must span a plane: their smaller spread is at least this share of the larger one
+MIN_SPREAD_RATIO = 0.05
+# crop px per image px: 100 means eyes less than a pixel apart, 0.001 eyes ~70,000 px apart
+MIN_SCALE, MAX_SCALE = 1e-3, 100.0
+
+
+def _check_spread(pts: np.ndarray) -> None:
+    """LandmarkError when the 5 points (eyes, nose, mouth corners) lie (nearly) on one line."""
+    centred = pts.astype(np.float64) - pts.mean(axis=0)
+    spread = np.linalg.svd(centred, compute_uv=False)
+    if spread[0] <= 0 or spread[1] / spread[0] < MIN_SPREAD_RATIO:
+        raise LandmarkError(
+            "the eyes, nose tip and mouth corners of these landmarks lie on one line, which no face does; the "
+            "landmarks are broken (check their order: 68 iBUG points, x then y) and cannot be aligned."
+        )
 
 
 def transform_landmarks(landmarks: np.ndarray, matrix: np.ndarray) -> np.ndarray:

@@ -26,7 +26,6 @@ import os
 import pickle
 import pickletools
 import re
-import secrets
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -41,12 +40,14 @@ from .errors import (
     UnsafeCheckpointError,
     WeightsNotFoundError,
 )
+from .io import check_input_file, clean_stale_temporaries, make_output_folder, temporary_name
 
 __all__ = [
     "KINDS",
     "expected_entries",
     "guess_kind",
     "load_checkpoint",
+    "read_signature",
     "manifest",
     "read_weights_file",
     "save_checkpoint",
@@ -398,6 +399,8 @@ def read_weights_file(path: str | os.PathLike, kind: str | None = None, *, map_l
     """
     title = _TITLES[_check_kind(kind)] if kind is not None else "DG weight file"
     path = Path(path).expanduser()
+    if path.exists() and not path.is_dir() and not path.is_file():  # FIFO, socket, device: never opened
+        check_input_file(path, title, CheckpointError)
     if not path.is_file():
         raise WeightsNotFoundError(
             f"{title} not found: {path} does not exist{' (it is a folder)' if path.is_dir() else ''}. "
@@ -470,28 +473,57 @@ def _check_torch_zip(path: Path, size_note: str) -> None:
 
 
 # --- saving -------------------------------------------------------------------------------------------------
-def save_checkpoint(obj: object, path: str | os.PathLike, *, fsync: bool = True) -> Path:
+SIGNATURE_MEMBER = "dgkit_signature.json"  # an extra zip member of files dgkit wrote (torch.load ignores it)
+
+
+def save_checkpoint(obj: object, path: str | os.PathLike, *, fsync: bool = True,
+                    signature: Mapping | None = None) -> Path:
     """``torch.save`` atomically: write a temporary file beside ``path``, then rename it over ``path``.
 
     A reader never sees a half-written file, and an interrupted save leaves any previous file untouched.
+    Temporary files of earlier saves whose process died (e.g. killed with SIGKILL) are removed first.
     Parent folders are created. ``fsync=False`` skips flushing to disk (for caches that can be regenerated).
+
+    Args:
+        signature: optional JSON-able facts stored *inside* the file as an extra zip member
+            (``<archive>/dgkit_signature.json``; torch ignores it) and read back by :func:`read_signature`.
+            dgkit marks its synthetic weights this way, so a copy or a symlink of the file stays recognisable.
 
     Returns:
         ``path`` as a ``Path``.
     """
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    make_output_folder(path.parent)
+    clean_stale_temporaries(path.parent, path.name)  # left by a save that was killed (SIGKILL, power loss)
+    tmp = temporary_name(path, keep_suffix=False)
     # os.open with 0o666 honours the umask (tempfile.mkstemp would make the file private)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(obj, handle)
-            handle.flush()
-            if fsync:
+        if signature is not None:
+            with zipfile.ZipFile(tmp, "a") as archive:
+                top = archive.namelist()[0].split("/", 1)[0]
+                archive.writestr(f"{top}/{SIGNATURE_MEMBER}", json.dumps(dict(signature), sort_keys=True))
+        if fsync:
+            with open(tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def read_signature(path: str | os.PathLike) -> dict | None:
+    """The facts :func:`save_checkpoint` stored inside a weight file (``signature=``), or None (cheap: reads
+    only the zip directory and one small member, never the tensors)."""
+    try:
+        with zipfile.ZipFile(Path(path).expanduser()) as archive:
+            member = next((n for n in archive.namelist() if n.endswith("/" + SIGNATURE_MEMBER)), None)
+            if member is None or archive.getinfo(member).file_size > 65536:
+                return None
+            data = json.loads(archive.read(member))
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -5,15 +5,23 @@
     dgkit figure SPEC.json -o STEM           paper figures from a recorded configuration (dgkit.figures)
     dgkit prepare-data ...                   training sets (dgkit.training.prepare)
     dgkit train idsg|rfg ...                 training (dgkit.training.cli)
+
+Exit status: 0 success, 1 a dgkit error (one line on stderr: what happened and what to do), 2 a usage error,
+130 interrupted with Ctrl-C (SIGINT), 143 stopped with SIGTERM (128 + the signal number, as shells report it).
+In both interrupted cases unfinished outputs are removed and existing ones are left as they were.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
-from .errors import DgkitError
+from .errors import DgkitError, Terminated
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 # module -> function(subparsers) that adds its sub-command(s)
 _COMMANDS = [
@@ -47,8 +55,35 @@ def _version() -> str:
     return __version__
 
 
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated(f"received signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point. Each sub-command sets ``func(args) -> int``. dgkit errors print as one clear line."""
+    """Entry point. Each sub-command sets ``func(args) -> int``. dgkit errors print as one clear line.
+
+    SIGTERM is handled like Ctrl-C: it raises :class:`~dgkit.errors.Terminated` where the program is, so
+    ``with`` blocks (e.g. :func:`dgkit.io.atomic_output`) remove their unfinished files on the way out.
+    """
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (e.g. called from a worker thread): keep the default
+        previous = None
+    try:
+        return _run(argv)
+    except Terminated:
+        print("dgkit: stopped by SIGTERM; unfinished outputs were removed", file=sys.stderr)
+        return EXIT_TERMINATED
+    except KeyboardInterrupt:  # also while the heavy modules are being imported
+        print("dgkit: interrupted (Ctrl-C); unfinished outputs were removed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -61,9 +96,6 @@ def main(argv: list[str] | None = None) -> int:
     except DgkitError as exc:
         print(f"dgkit: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("dgkit: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,6 +29,23 @@ class VideoError(InputError):
     """A video cannot be opened, has no decodable frames, or cannot be written."""
 
 
+class OutputError(DgkitError):
+    """An output cannot be written: it exists already (pass ``overwrite=True`` / ``--force``), another process
+    is writing it, or its folder cannot be created or written."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """The output file exists and ``overwrite=True`` (CLI: ``--force``) was not given."""
+
+
+class OutputBusyError(OutputError):
+    """Another process is writing the same output file right now."""
+
+
+class DeviceError(DgkitError, ValueError):
+    """A torch device name is unknown, or the device is not available in this installation."""
+
+
 class NoFaceError(DgkitError):
     """No face was found in an image."""
 
@@ -67,4 +84,14 @@ class ConfigError(DgkitError, ValueError):
     """A training or figure configuration has unknown keys or invalid values."""
 
 
-__all__ = [name for name, obj in globals().items() if isinstance(obj, type) and issubclass(obj, Exception)]
+class TrainingError(DgkitError):
+    """Training cannot go on (e.g. the losses became NaN/inf); the message names the last good checkpoint."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The process received SIGTERM. The command line turns the signal into this exception (like Ctrl-C turns
+    into KeyboardInterrupt), so unfinished outputs are removed on the way out; it is not caught by
+    ``except Exception``."""
+
+
+__all__ = [name for name, obj in globals().items() if isinstance(obj, type) and issubclass(obj, BaseException)]

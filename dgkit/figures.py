@@ -470,9 +470,38 @@ def figure_png(fig: Figure, dpi: float = 100) -> np.ndarray:
     return np.asarray(Image.open(buf).convert("RGBA"))
 
 
+def _record_paths(record: dict, json_path: Path) -> None:
+    """Add ``path_from_json`` (the input's path relative to the JSON file's folder) to each face with a path."""
+    import os
+
+    for face in (record.get("faces") or {}).values():
+        if isinstance(face, dict) and isinstance(face.get("path"), str):
+            absolute = Path(face["path"]).expanduser().resolve()
+            try:
+                face["path_from_json"] = Path(os.path.relpath(absolute, json_path.parent.resolve())).as_posix()
+            except ValueError:  # another drive (Windows): keep the absolute path only
+                face.pop("path_from_json", None)
+
+
+def _resolve_recorded_paths(config: dict, json_path: Path) -> None:
+    """Point each face's ``path`` at the file next to the JSON (``path_from_json``), so that a figure rebuilds
+    from any working folder; a face without one keeps its path (relative to the working folder)."""
+    for face in (config.get("faces") or {}).values():
+        if isinstance(face, dict) and isinstance(face.get("path_from_json"), str):
+            candidate = (json_path.parent / face["path_from_json"]).resolve()
+            if candidate.exists() or not Path(str(face.get("path", ""))).exists():
+                face["path"] = str(candidate)
+
+
 def export_figure(fig: Figure, path_stem: str | Path, formats: Sequence[str] = ("png", "pdf", "svg"),
-                  dpi: int = 300, config: Mapping | None = None) -> list[Path]:
+                  dpi: int = 300, config: Mapping | None = None, *, overwrite: bool = False) -> list[Path]:
     """Write a figure in each format plus ``<path_stem>.json`` with its recorded configuration.
+
+    All files are written to temporaries first and renamed into place together at the end (see
+    :func:`dgkit.io.atomic_output`): an error or Ctrl-C leaves no partial export and earlier files untouched.
+    Files are written without timestamps and with a fixed SVG id salt, so re-exports are byte-identical.
+    Input image paths are recorded as given and relative to the JSON file (``path_from_json``), so
+    :func:`figure_from_config` finds them from any working folder (move the JSON with its inputs).
 
     Args:
         fig: matplotlib Figure.
@@ -480,12 +509,20 @@ def export_figure(fig: Figure, path_stem: str | Path, formats: Sequence[str] = (
         formats: any of "png", "pdf", "svg" (PDF/SVG are vector; images inside them keep their pixels).
         dpi: resolution of raster output (PNG; also images embedded in PDF/SVG).
         config: what made the figure (from :func:`build_figure`, or your own JSON-able dict); the export
-            settings and versions are added. Files are written without timestamps so re-exports are stable.
+            settings and versions are added.
+        overwrite: replace existing files (default False: OutputExistsError names the first one).
     Returns:
         the written paths, the JSON last.
     Raises:
         InputError: an output would overwrite one of the figure's input files, or an unknown format.
+        OutputExistsError: an output exists and ``overwrite`` is False.
     """
+    import contextlib
+
+    import matplotlib
+
+    from .io import atomic_output
+
     stem = Path(path_stem)
     fmts = [f.lower().lstrip(".") for f in formats]
     bad = [f for f in fmts if f not in _METADATA]
@@ -497,18 +534,24 @@ def export_figure(fig: Figure, path_stem: str | Path, formats: Sequence[str] = (
     for out in (*outputs, json_path):
         if out.resolve() in protected:
             raise InputError(f"refusing to overwrite the input file {out}; choose another path_stem")
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    for fmt, out in zip(fmts, outputs):
-        fig.savefig(out, format=fmt, dpi=dpi, metadata=_METADATA[fmt])
     record = copy.deepcopy(dict(config or {}))
     record.setdefault("versions", _versions())
     record["export"] = {"formats": fmts, "dpi": dpi, "files": [p.name for p in outputs]}
-    json_path.write_text(json.dumps(record, indent=1, sort_keys=False))
+    _record_paths(record, json_path)
+    with contextlib.ExitStack() as stack:  # every temporary is renamed into place only if all were written
+        temps = [stack.enter_context(atomic_output(out, overwrite=overwrite)) for out in (*outputs, json_path)]
+        with matplotlib.rc_context({"svg.hashsalt": "dgkit"}):  # stable SVG ids (clip paths) run to run
+            for fmt, tmp in zip(fmts, temps):
+                fig.savefig(tmp, format=fmt, dpi=dpi, metadata=_METADATA[fmt])
+        temps[-1].write_text(json.dumps(record, indent=1, sort_keys=False))
     return [*outputs, json_path]
 
 
 def load_config(json_path: str | Path) -> dict:
-    """Read an exported configuration; raises ConfigError when it is missing or not a figure config."""
+    """Read an exported configuration; raises ConfigError when it is missing or not a figure config.
+
+    Input paths recorded relative to the JSON file are resolved against its folder (any working folder works).
+    """
     path = Path(json_path)
     try:
         config = json.loads(path.read_text())
@@ -517,6 +560,7 @@ def load_config(json_path: str | Path) -> dict:
     if not isinstance(config, dict) or config.get("figure") not in FIGURE_KINDS:
         raise ConfigError(f"{path} is not a dgkit figure config (no 'figure' of {FIGURE_KINDS}); "
                           "make one with dgkit.figures.build_figure + export_figure")
+    _resolve_recorded_paths(config, path)
     return config
 
 
@@ -555,6 +599,7 @@ def register_cli(subparsers) -> None:
     p.add_argument("--formats", nargs="+", default=["png", "pdf", "svg"], help="png pdf svg (default: all)")
     p.add_argument("--dpi", type=int, default=300, help="raster resolution (default 300)")
     p.add_argument("--no-check", action="store_true", help="accept inputs whose sha256 changed")
+    p.add_argument("--force", action="store_true", help="replace existing output files (default: refuse)")
     p.set_defaults(func=_cli_figure)
 
 
@@ -564,6 +609,7 @@ def _cli_figure(args) -> int:
     for key in ("versions", "export", "seeds", "config_version"):
         spec.pop(key, None)
     fig, full = build_figure(spec, check=not args.no_check)
-    for path in export_figure(fig, args.output, formats=args.formats, dpi=args.dpi, config=full):
+    for path in export_figure(fig, args.output, formats=args.formats, dpi=args.dpi, config=full,
+                              overwrite=args.force):
         print(path)
     return 0

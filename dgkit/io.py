@@ -7,6 +7,12 @@ Conventions
   ``cv2.cvtColor(img, cv2.COLOR_BGR2RGB)`` first, or pass the file path instead.
 * Transparency is composited onto a **white** background (a transparent PNG looks as it does in a viewer).
 * Outputs never overwrite inputs: the writers take ``protect=`` (the input paths) and refuse those targets.
+* Outputs are written atomically (:func:`atomic_output`): into a hidden temporary file in the same folder,
+  renamed over the final name only when complete. An interrupted or failed write leaves any previous file
+  untouched and no partial file behind. An existing output is refused unless ``overwrite=True`` (the command
+  line's ``--force``); two processes writing the same output at once: the second one fails at once.
+* Inputs must be regular files: FIFOs, sockets and devices are refused before they are opened (reading a
+  FIFO would wait forever).
 
 Example::
 
@@ -20,8 +26,14 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import os
+import re
+import secrets
+import stat
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +42,16 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageReadError, InputError, VideoError
+from .errors import ImageReadError, InputError, OutputBusyError, OutputError, OutputExistsError, VideoError
 
 PathLike = str | os.PathLike
 ImageSource = PathLike | np.ndarray | Image.Image
 
 __all__ = [
+    "atomic_output",
+    "check_input_file",
+    "clean_stale_temporaries",
+    "lock_file",
     "read_image",
     "as_rgb_uint8",
     "sample_image",
@@ -64,6 +80,198 @@ _ORIENTATION = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+
+
+# --- safe files: regular inputs, atomic outputs ------------------------------------------------------------
+_KINDS = {stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a character device",
+          stat.S_ISBLK: "a block device"}
+
+
+def check_input_file(path: PathLike, what: str = "file", error: type[Exception] = InputError) -> Path:
+    """Return ``path`` as a Path if it is an existing regular file (symlinks followed); raise ``error`` if not.
+
+    FIFOs, sockets and devices are refused *before* anything opens them: opening a FIFO blocks until another
+    process writes to it, so a reader would wait forever. ``what`` names the file in messages ("image", ...).
+    """
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise error(f"{what} not found: {p}. Check the path (relative paths start at {Path.cwd()}).") from None
+    except OSError as exc:
+        raise error(f"cannot read the {what} {p}: {exc.strerror or exc}.") from None
+    if stat.S_ISDIR(mode):
+        raise error(f"{p} is a directory, not a {what} file. Pass the path of one file inside it.")
+    for test, kind in _KINDS.items():
+        if test(mode):
+            raise error(f"{p} is {kind}, not a regular {what} file; dgkit reads only regular files (copy the "
+                        "data into a file first).")
+    return p
+
+
+# hidden temporaries: .<name>.<pid>.<8 hex>.tmp[<suffix>] (the suffix lets writers pick the format by name)
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp(?:\.[A-Za-z0-9]+)?$")
+
+
+def temporary_name(path: Path, *, keep_suffix: bool = True) -> Path:
+    """A fresh hidden temporary path beside ``path`` that :func:`clean_stale_temporaries` recognises."""
+    suffix = path.suffix if keep_suffix else ""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp{suffix}")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def clean_stale_temporaries(folder: PathLike, name: str | None = None) -> list[Path]:
+    """Remove dgkit's temporary files in ``folder`` whose writing process is gone (e.g. killed with SIGKILL).
+
+    Only files named like dgkit's temporaries (``.<name>.<pid>.<hex>.tmp[.suffix]``) whose process id no longer
+    runs are removed; ``name`` restricts it to the temporaries of one output. Returns the removed paths.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_RE.match(entry.name)
+        if not match or (name is not None and match["name"] != name) or _pid_alive(int(match["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+    return removed
+
+
+def make_output_folder(folder: PathLike) -> Path:
+    """Create ``folder`` (and its parents) for outputs; OutputError with a clear message when that fails."""
+    p = Path(folder)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"cannot create the folder {p}: a file with that name exists. Choose another output "
+                          "path.") from None
+    except PermissionError:
+        raise OutputError(f"permission denied: cannot create the folder {p} (no write permission in "
+                          f"{_first_existing(p)}). Choose an output path in a folder you can write to.") from None
+    except OSError as exc:
+        raise OutputError(f"cannot create the folder {p}: {exc.strerror or exc}.") from None
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise OutputError(f"permission denied: cannot write into the folder {p}. Choose an output path in a "
+                          "folder you can write to.")
+    return p
+
+
+def _first_existing(p: Path) -> Path:
+    for parent in (p, *p.parents):
+        if parent.exists():
+            return parent
+    return p
+
+
+@contextlib.contextmanager
+def lock_file(lock_path: PathLike, *, wait: bool = True, busy_message: str = "") -> Iterator[None]:
+    """Hold an inter-process advisory lock (``fcntl.flock``) on ``lock_path``; the file is removed afterwards.
+
+    ``wait=False`` raises OutputBusyError(``busy_message``) at once when another process holds the lock;
+    ``wait=True`` waits for it. On systems without ``fcntl`` (Windows) this does nothing.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; atomic renames still prevent corrupt files
+        yield
+        return
+    lock_path = Path(lock_path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise OutputBusyError(busy_message or f"{lock_path} is locked by another process.") from None
+            raise
+        try:  # the holder before us may have removed the lock file after we opened it: lock the current one
+            same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock_path)
+        os.close(fd)
+
+
+def _output_lock(out: Path) -> contextlib.AbstractContextManager:
+    """The lock :func:`atomic_output` holds on ``.<name>.lock`` beside ``out`` (fails at once if taken)."""
+    return lock_file(out.with_name(f".{out.name}.lock"), wait=False, busy_message=(
+        f"{out} is being written by another process right now; wait for it to finish or choose another "
+        "output path."))
+
+
+@contextlib.contextmanager
+def atomic_output(
+    path: PathLike, *, overwrite: bool = False, protect: PathLike | Iterable[PathLike] = ()
+) -> Iterator[Path]:
+    """Write one output file all-or-nothing. Yields a temporary path to write to; renamed into place at the end.
+
+    The temporary file is hidden, in the same folder (so the final ``os.replace`` is atomic) and keeps the
+    output's suffix (``.<name>.<pid>.<hex>.tmp<suffix>``), so writers that choose the format from the name
+    work unchanged. When the block ends normally, the temporary replaces ``path``; when it raises (including
+    KeyboardInterrupt, or SIGTERM on the command line), the temporary is removed and ``path`` is untouched.
+    Temporaries left by killed processes (SIGKILL) are removed the next time the same output is written.
+
+    Args:
+        path: the final output file. Missing parent folders are created (OutputError if that is not allowed).
+        overwrite: replace an existing ``path``. False (default) raises OutputExistsError naming the file.
+        protect: input path(s) that must never be overwritten (InputError, whatever ``overwrite`` says).
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is False.
+        OutputBusyError: another process is writing ``path`` at this moment (advisory ``fcntl`` lock on a hidden
+            ``.<name>.lock`` file beside it, removed afterwards).
+        OutputError: the folder cannot be created or written.
+
+    Example::
+
+        from dgkit.io import atomic_output
+
+        with atomic_output("results/table.csv", overwrite=True) as tmp:
+            tmp.write_text("a,b\\n1,2\\n")     # results/table.csv appears only now, complete
+    """
+    out = Path(path).expanduser()
+    _refuse_protected(out, protect)
+    make_output_folder(out.parent)
+    with _output_lock(out):
+        if out.exists() and not overwrite:
+            raise OutputExistsError(
+                f"{out} exists already; refusing to overwrite it. Pass overwrite=True (command line: --force) "
+                "to replace it, or choose another output path.")
+        clean_stale_temporaries(out.parent, out.name)
+        tmp = temporary_name(out)
+        try:
+            yield tmp
+            if not tmp.exists():
+                raise OutputError(f"nothing was written for {out} (the writer produced no file).")
+            os.replace(tmp, out)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
 
 
 # --- images in ----------------------------------------------------------------------------------------------
@@ -144,21 +352,25 @@ def as_rgb_uint8(array: np.ndarray, *, name: str = "image") -> np.ndarray:
 
 
 def _read_image_file(path: Path) -> np.ndarray:
-    if not path.exists():
-        raise ImageReadError(f"image not found: {path}. Check the path (relative paths start at {Path.cwd()}).")
-    if path.is_dir():
-        raise ImageReadError(f"{path} is a directory, not an image file. Pass the path of one image inside it.")
+    check_input_file(path, "image", ImageReadError)
     try:
-        with Image.open(path) as img:
-            if _is_16bit_colour(img):
-                return _read_16bit_colour(path, img)
-            img.load()  # decode now, so that a truncated file fails here and not later
-            return _pil_to_rgb(ImageOps.exif_transpose(img))
+        with warnings.catch_warnings():  # images up to Pillow's hard limit are read without a warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if _is_16bit_colour(img):
+                    return _read_16bit_colour(path, img)
+                img.load()  # decode now, so that a truncated file fails here and not later
+                return _pil_to_rgb(ImageOps.exif_transpose(img))
     except UnidentifiedImageError:
         raise ImageReadError(
             f"{path} is not an image file that Pillow can read. Use a PNG or JPEG photo ({', '.join(IMAGE_SUFFIXES)})."
         ) from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(
+            f"{path} is too large to read safely ({exc}). Downscale it (faces need no more than a few thousand "
+            "pixels per side) and try again."
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(
             f"{path} could not be decoded ({exc}); the file is probably truncated or corrupted. "
             "Copy or download it again, or re-save it with an image editor."
@@ -255,14 +467,19 @@ def _refuse_protected(path: Path, protect: PathLike | Iterable[PathLike] | None)
         raise InputError(f"{path} is a directory; give a file name such as {path / 'out.png'}.")
 
 
-def write_image(path: PathLike, rgb: np.ndarray, *, protect: PathLike | Iterable[PathLike] = ()) -> Path:
+def write_image(
+    path: PathLike, rgb: np.ndarray, *, protect: PathLike | Iterable[PathLike] = (), overwrite: bool = False
+) -> Path:
     """Write an RGB image to ``path`` (format from the suffix: PNG, JPEG (quality 95), BMP, TIFF, WebP).
+
+    The file is written atomically (see :func:`atomic_output`): it appears complete or not at all.
 
     Args:
         path: output file; missing parent folders are created.
         rgb: RGB image, anything :func:`as_rgb_uint8` accepts (uint8 or float in [0, 1]).
         protect: input path(s) that must not be overwritten (a path equal to, or the same file as, any of
             them raises InputError).
+        overwrite: replace an existing file (default False: OutputExistsError names the file).
 
     Returns:
         The output path as a ``Path``.
@@ -272,12 +489,12 @@ def write_image(path: PathLike, rgb: np.ndarray, *, protect: PathLike | Iterable
         raise InputError(f"cannot write {out}: unknown image suffix {out.suffix!r}; use one of {IMAGE_SUFFIXES}.")
     _refuse_protected(out, protect)
     pixels = as_rgb_uint8(rgb)
-    out.parent.mkdir(parents=True, exist_ok=True)
     options = {"quality": 95} if out.suffix.lower() in (".jpg", ".jpeg", ".webp") else {}
-    try:
-        Image.fromarray(pixels).save(out, **options)
-    except OSError as exc:
-        raise InputError(f"could not write {out}: {exc}") from exc
+    with atomic_output(out, overwrite=overwrite, protect=protect) as tmp:
+        try:
+            Image.fromarray(pixels).save(tmp, **options)
+        except OSError as exc:
+            raise OutputError(f"could not write {out}: {exc.strerror or exc}") from exc
     return out
 
 
@@ -303,18 +520,20 @@ class VideoInfo:
         return self.frame_count / self.fps if self.fps > 0 else 0.0
 
 
+def _silence_ffmpeg() -> None:
+    """Keep FFmpeg's own log lines (e.g. "moov atom not found") off stderr; dgkit reports problems itself."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read each time OpenCV opens a file
+
+
 def _open_capture(path: PathLike) -> tuple[cv2.VideoCapture, np.ndarray]:
     """Open a video and decode its first frame (BGR); VideoError if either fails."""
-    p = Path(path)
-    if not p.exists():
-        raise VideoError(f"video not found: {p}. Check the path (relative paths start at {Path.cwd()}).")
-    if p.is_dir():
-        raise VideoError(f"{p} is a directory, not a video file.")
+    p = check_input_file(path, "video", VideoError)
+    _silence_ffmpeg()
     cap = cv2.VideoCapture(str(p))
     if not cap.isOpened():
         cap.release()
         raise VideoError(
-            f"{p} could not be opened as a video (not a video, corrupted, or an unsupported codec). "
+            f"{p} could not be opened as a video (not a video, corrupted or incomplete, or an unsupported codec). "
             "Convert it to H.264 or MPEG-4 .mp4 (e.g. `ffmpeg -i in.mov out.mp4`) and try again."
         )
     ok, frame = cap.read()
@@ -383,12 +602,20 @@ def _frames(cap: cv2.VideoCapture, first: np.ndarray, start: int, stop: int | No
 class VideoWriter:
     """Write RGB uint8 frames to a video file; use it as a context manager.
 
+    The video is written to a hidden temporary file beside ``path`` and renamed into place by :meth:`close`
+    (see :func:`atomic_output`). Leaving the ``with`` block through an exception (or Ctrl-C) removes the
+    temporary file instead, so an interrupted run never leaves a partial video, and a previous file at
+    ``path`` stays as it was. A writer that is garbage-collected without :meth:`close` is discarded too.
+
     Args:
         path: output file, ``.mp4`` (MPEG-4 part 2, FourCC ``mp4v``) or ``.avi`` (Motion-JPEG, ``MJPG``).
             Missing parent folders are created.
         fps: frames per second (> 0).
         size: ``(width, height)`` in pixels (OpenCV's order; frames are ``(height, width, 3)`` arrays).
         protect: input path(s) this writer must not overwrite.
+        overwrite: replace an existing file (default False: OutputExistsError names the file).
+        finish: optional ``finish(tmp_path)`` called on the complete temporary file just before it is renamed
+            into place (dgkit uses it to add the driving clip's audio track).
 
     Example::
 
@@ -398,9 +625,17 @@ class VideoWriter:
     """
 
     def __init__(
-        self, path: PathLike, fps: float, size: tuple[int, int], *, protect: PathLike | Iterable[PathLike] = ()
+        self,
+        path: PathLike,
+        fps: float,
+        size: tuple[int, int],
+        *,
+        protect: PathLike | Iterable[PathLike] = (),
+        overwrite: bool = False,
+        finish=None,
     ):
         self.path = Path(path)
+        self._writer = None
         suffix = self.path.suffix.lower()
         if suffix not in VIDEO_SUFFIXES:
             raise VideoError(f"cannot write {self.path}: use a .mp4 or .avi file name (got {suffix!r}).")
@@ -409,15 +644,22 @@ class VideoWriter:
         width, height = (int(v) for v in size)
         if width <= 0 or height <= 0:
             raise InputError(f"size must be (width, height) with positive values, got {size!r}.")
-        _refuse_protected(self.path, protect)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fps, self.size, self.frames_written = float(fps), (width, height), 0
-        self._writer = cv2.VideoWriter(
-            str(self.path), cv2.VideoWriter_fourcc(*VIDEO_SUFFIXES[suffix]), self.fps, self.size
-        )
-        if not self._writer.isOpened():
-            self._writer.release()
-            raise VideoError(f"OpenCV could not open {self.path} for writing (codec {VIDEO_SUFFIXES[suffix]}).")
+        self._finish = finish
+        self._output = atomic_output(self.path, overwrite=overwrite, protect=protect)
+        self._tmp = self._output.__enter__()
+        try:
+            self._writer = cv2.VideoWriter(
+                str(self._tmp), cv2.VideoWriter_fourcc(*VIDEO_SUFFIXES[suffix]), self.fps, self.size
+            )
+            if not self._writer.isOpened():
+                self._writer.release()
+                self._writer = None
+                raise OutputError(f"could not open {self.path} for writing: OpenCV's {VIDEO_SUFFIXES[suffix]} "
+                                  "encoder refused it (is the disk full?).")
+        except BaseException as exc:
+            self._output.__exit__(type(exc), exc, exc.__traceback__)
+            raise
 
     def write(self, frame: np.ndarray) -> None:
         """Append one RGB frame of shape ``(height, width, 3)`` (uint8, or float in [0, 1])."""
@@ -434,20 +676,41 @@ class VideoWriter:
         self.frames_written += 1
 
     def close(self) -> None:
-        """Finish the file (idempotent)."""
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        """Finish the file and move it into place (idempotent)."""
+        if self._writer is None:
+            return
+        self._writer.release()
+        self._writer = None
+        try:
+            if self._finish is not None:
+                self._finish(self._tmp)
+        except BaseException as exc:
+            self._output.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._output.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        """Stop writing and discard the unfinished video (``path`` keeps its previous content; idempotent)."""
+        if self._writer is None:
+            return
+        self._writer.release()
+        self._writer = None
+        error = OutputError(f"writing {self.path} was abandoned")
+        with contextlib.suppress(OutputError):
+            self._output.__exit__(OutputError, error, None)
 
     def __enter__(self) -> VideoWriter:
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    def __del__(self) -> None:  # a writer that is never closed still produces a playable file
-        try:
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
             self.close()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:  # never closed: the video may be incomplete, so it is discarded
+        try:
+            self.abort()
         except Exception:  # noqa: BLE001  (interpreter shutdown)
             pass
 
@@ -460,6 +723,7 @@ def make_test_video(
     *,
     size: tuple[int, int] | None = None,
     protect: PathLike | Iterable[PathLike] = (),
+    overwrite: bool = False,
 ) -> Path:
     """Write a small synthetic video: ``image`` gently rotating, zooming and drifting (for tests and demos).
 
@@ -473,6 +737,7 @@ def make_test_video(
         fps: frames per second.
         size: optional ``(width, height)`` to resize the image to first. Odd sizes are cropped by one pixel
             to even ones (some codecs need even sizes).
+        overwrite: replace an existing file (default False).
 
     Returns:
         The output path.
@@ -489,7 +754,7 @@ def make_test_video(
     if height < 2 or width < 2:
         raise InputError(f"image too small for a video: {width}x{height}.")
     centre = (width / 2.0, height / 2.0)
-    with VideoWriter(path, fps, (width, height), protect=protect) as writer:
+    with VideoWriter(path, fps, (width, height), protect=protect, overwrite=overwrite) as writer:
         for i in range(n_frames):
             phase = math.sin(2.0 * math.pi * i / max(n_frames, 2))
             matrix = cv2.getRotationMatrix2D(centre, 8.0 * phase, 1.0 + 0.06 * phase)
@@ -498,3 +763,69 @@ def make_test_video(
                 cv2.warpAffine(rgb, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
             )
     return Path(path)
+
+
+# --- audio --------------------------------------------------------------------------------------------------
+def mux_audio(video: PathLike, audio_from: PathLike, *, duration: float) -> bool:
+    """Add the first audio track of ``audio_from``, cut to its first ``duration`` seconds, to ``video`` in place.
+
+    The video stream is copied as it is (no re-encoding); the audio is copied too when the container of
+    ``video`` accepts its codec, else re-encoded (AAC in .mp4, MP3 in .avi). ``video`` is replaced atomically.
+    Uses PyAV (the ``av`` package, which ships FFmpeg in its wheel).
+
+    Returns:
+        False when ``audio_from`` has no audio track (``video`` is unchanged), True when the audio was added.
+    """
+    import av  # noqa: PLC0415
+
+    video, audio_from = Path(video), Path(audio_from)
+    tmp = temporary_name(video)
+    try:
+        with av.open(str(audio_from)) as source:
+            if not source.streams.audio:
+                return False
+            try:
+                _remux_with_audio(video, source, tmp, duration, copy=True)
+            except (av.error.FFmpegError, ValueError):
+                tmp.unlink(missing_ok=True)
+                source.seek(0)
+                _remux_with_audio(video, source, tmp, duration, copy=False)
+        os.replace(tmp, video)
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"could not add the audio of {audio_from} to the output video ({exc}).") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
+
+
+def _remux_with_audio(video: Path, source, out_path: Path, duration: float, *, copy: bool) -> None:
+    import av  # noqa: PLC0415
+
+    a_in = source.streams.audio[0]
+    start = a_in.start_time or 0
+    with av.open(str(video)) as vin, av.open(str(out_path), "w") as out:
+        v_in = vin.streams.video[0]
+        v_out = out.add_stream_from_template(v_in)
+        if copy:
+            a_out = out.add_stream_from_template(a_in)
+        else:
+            codec = "aac" if video.suffix.lower() == ".mp4" else "libmp3lame"
+            a_out = out.add_stream(codec, rate=a_in.rate or 44100, layout=a_in.layout.name if a_in.layout else "stereo")
+        for packet in vin.demux(v_in):
+            if packet.dts is not None:
+                packet.stream = v_out
+                out.mux(packet)
+        for packet in source.demux(a_in):
+            if packet.dts is None:
+                continue
+            if packet.pts is not None and float((packet.pts - start) * a_in.time_base) >= duration:
+                break
+            if copy:
+                packet.stream = a_out
+                out.mux(packet)
+            else:
+                for frame in packet.decode():
+                    frame.pts = None
+                    out.mux(a_out.encode(frame))
+        if not copy:
+            out.mux(a_out.encode(None))

@@ -437,16 +437,6 @@ def _load_strict(net: nn.Module, state: dict, name: str) -> None:
         raise CheckpointError(f"weights for {name!r} do not fit dgkit's network: {exc}") from None
 
 
-def _is_synthetic(rfg_blob: dict) -> bool:
-    """True when the RFG weights are the RECIPE's synthetic ones for seed 1234 (first values match)."""
-    import json
-    from importlib import resources
-
-    sums = json.loads(resources.files("dgkit").joinpath("assets/weights_checksums_seed1234.json").read_text())
-    first = np.asarray(sums["generator.from_rgb.weight"]["first"], dtype=np.float32)
-    return bool(np.array_equal(rfg_blob["generator"]["from_rgb.weight"].reshape(-1)[:4].numpy(), first))
-
-
 def _weights_info(paths: dict[str, Path], *, synthetic: bool) -> WeightsInfo:
     """Label the weights: "official", "synthetic (untrained)" or "dgkit-trained ..." (from ``export_weights``).
 
@@ -486,8 +476,10 @@ def load_dg(weights_dir: str | Path | None = None, *, device: str | torch.device
         CheckpointError / UnsafeCheckpointError: a file is corrupt, mismatched or unsafe.
     """
     from . import checkpoint, weights as weights_mod
+    from .device import resolve_device
     from .errors import WeightsNotFoundError
 
+    device = resolve_device(device)  # a DeviceError before the slow loading
     try:
         paths = weights_mod.locate_weights(weights_dir)
     except WeightsNotFoundError:
@@ -497,8 +489,8 @@ def load_dg(weights_dir: str | Path | None = None, *, device: str | torch.device
         log.warning("dgkit: official DG weights not found; using UNTRAINED synthetic weights from %s", directory)
         paths = weights_mod.locate_weights(directory)
     blobs = {kind: checkpoint.load_checkpoint(path, kind) for kind, path in paths.items()}
-    # the contents catch RECIPE's seed-1234 files wherever they are; the folder marker any other seed
-    synthetic = _is_synthetic(blobs["rfg"]) or weights_mod.synthetic_seed(paths["rfg"]) is not None
+    # a signature inside each synthetic file (any seed), the folder marker, or RECIPE's seed-1234 contents
+    synthetic = weights_mod.synthetic_set_seed(paths, loaded=blobs) is not None  # same answer as weights status
     info = _weights_info(paths, synthetic=synthetic)
     dg = DualGenerator(sketch_intensity=sketch_intensity, weights=info)
     dg.load_official_state(blobs["rfg"], blobs["idsg"], blobs["vgg_face"])

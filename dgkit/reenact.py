@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,13 +37,16 @@ import numpy as np
 
 from .align import CROP_SIZE, align_face, alignment_matrix
 from .baselines import naive_transfer, relative_transfer_3d, warp_to_landmarks
-from .errors import InputError, NoFaceError, VideoError, WeightsNotFoundError
+from .device import resolve_device
+from .errors import InputError, NoFaceError, OutputExistsError, VideoError, WeightsNotFoundError
 from .io import (
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
     ImageSource,
     _refuse_protected,  # the writers' rule, checked before the slow work
+    check_input_file,
     iter_video_frames,
+    make_output_folder,
     read_image,
     video_info,
     write_image,
@@ -413,7 +418,10 @@ class VideoReport:
         seconds: wall seconds per stage ("read", "detect", "align", "encode_source", "idsg", "sketch",
             "generator", "warp", "write") and "total".
         weights_label: DG weights used, or "none (baselines only)".
-        notes: messages (source notes, unknown fps, untrained weights).
+        notes: messages (source notes, unknown fps, untrained weights, truncated input, audio).
+        frames_announced: frames the driving video's container announces (up to ``max_frames``); more than
+            ``frames_in`` means the file is truncated or damaged (a note and a warning say so).
+        audio: True when the driving video's audio track was copied into the output.
     """
 
     frames_in: int
@@ -424,6 +432,8 @@ class VideoReport:
     seconds: dict[str, float]
     weights_label: str
     notes: list[str] = field(default_factory=list)
+    frames_announced: int | None = None
+    audio: bool = False
 
     def summary(self) -> str:
         """One line for logs and the command line."""
@@ -660,6 +670,8 @@ def reenact_video(
     max_frames: int | None = None,
     on_no_face: OnNoFace = "hold",
     label_untrained: bool = True,
+    audio: bool = True,
+    overwrite: bool = False,
 ) -> VideoReport:
     """Reenact a source photo with a driving video and write the result (256x256 frames) to ``output``.
 
@@ -671,6 +683,10 @@ def reenact_video(
         output: ``.mp4`` or ``.avi`` path; never one of the inputs.
         progress: show a tqdm progress bar.
         label_untrained: burn a red "UNTRAINED weights" banner into DG frames made with synthetic weights.
+        audio: copy the driving video's audio track (if it has one) into the output, cut to the frames
+            written (PyAV). False writes a silent video.
+        overwrite: replace an existing ``output`` (default False: OutputExistsError). The output is written
+            atomically: an interrupted run leaves no partial file and an existing one untouched.
 
     Returns:
         :class:`VideoReport` (frame counts, fps, seconds per stage, weights label).
@@ -694,7 +710,9 @@ def reenact_video(
                                 max_frames=max_frames, on_no_face=on_no_face, timings=timings)
     total = min(info.frame_count, max_frames) if max_frames else info.frame_count
     n_in = missing = 0
-    with VideoWriter(output, fps, (CROP_SIZE, CROP_SIZE), protect=protect) as writer, \
+    finish = _audio_finisher(driving, fps, notes) if audio else None
+    with VideoWriter(output, fps, (CROP_SIZE, CROP_SIZE), protect=protect, overwrite=overwrite,
+                     finish=finish) as writer, \
             _progress(total, progress) as bar:
         banner = dg is not None and label_untrained and not _weights(dg)[1]
         for item in frames:
@@ -704,12 +722,42 @@ def reenact_video(
             missing += not item.face_found
             bar.update(1)
         n_out = writer.frames_written
+    _note_truncation(driving, total, n_in, notes)
     label, trained = _weights(dg)
     if dg is not None and not trained:
         notes.append(f"DG weights are {label}: the output is not a real result")
     timings["total"] = time.perf_counter() - start
     return VideoReport(frames_in=n_in, frames_out=n_out, frames_without_face=missing, fps=fps, output=Path(output),
-                       seconds=timings, weights_label=label, notes=notes)
+                       seconds=timings, weights_label=label, notes=notes, frames_announced=total,
+                       audio=any(n.startswith("audio: kept") for n in notes))
+
+
+def _audio_finisher(driving, fps: float, notes: list[str]):
+    """A VideoWriter ``finish`` hook: copy the driving clip's audio, cut to the frames written."""
+
+    def finish(tmp: Path) -> None:
+        from .io import mux_audio
+
+        frames = video_info(tmp).frame_count
+        try:
+            if mux_audio(tmp, driving, duration=frames / fps):
+                notes.append(f"audio: kept the driving video's sound (first {frames / fps:.2f} s)")
+        except VideoError as exc:  # the frames are done: keep them, without sound, and say so
+            message = f"{exc} The video was written without sound."
+            notes.append(message)
+            warnings.warn(message, stacklevel=2)
+
+    return finish
+
+
+def _note_truncation(driving, announced: int, decoded: int, notes: list[str]) -> None:
+    """Warn (and note in the report) when fewer frames were decoded than the container announced."""
+    if decoded >= announced:
+        return
+    message = (f"the driving video announces {announced} frames but only {decoded} could be decoded: the file is "
+               "probably truncated or damaged, so the output is shorter")
+    notes.append(message)
+    warnings.warn(message, stacklevel=3)
 
 
 # --- command line --------------------------------------------------------------------------------------------
@@ -738,6 +786,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--on-no-face", choices=("hold", "source"), default="hold",
                    help="video frames without a face: repeat the last output (hold) or show the source crop")
     p.add_argument("--no-progress", action="store_true", help="video: no progress bar")
+    p.add_argument("--no-audio", action="store_true",
+                   help="video: write no sound (default: keep the driving video's audio, cut to the frames written)")
+    p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists (default: refuse)")
     p.set_defaults(func=_cli_reenact)
 
 
@@ -771,7 +822,16 @@ def _check_cli_paths(args: argparse.Namespace, video: bool) -> None:
                          f"got {args.output!r}.")
     if _is_video(args.source):
         raise InputError(f"SOURCE must be a photo (the identity), got the video {args.source!r}.")
-    _refuse_protected(Path(args.output), [args.source, args.reference])  # before the slow work
+    # everything that can be checked is checked before the slow work (loading weights, detecting faces)
+    check_input_file(args.source, "source photo")
+    check_input_file(args.reference, "driving video" if video else "reference photo")
+    _refuse_protected(Path(args.output), [args.source, args.reference])
+    if Path(args.output).exists() and not args.force:
+        raise OutputExistsError(f"{args.output} exists already; add --force to replace it, or choose another "
+                                "output path.")
+    make_output_folder(Path(args.output).parent)
+    if not args.baseline_only:
+        resolve_device(args.device)
 
 
 def _cli_reenact(args: argparse.Namespace) -> int:
@@ -782,16 +842,27 @@ def _cli_reenact(args: argparse.Namespace) -> int:
     if dg is not None and not trained:
         print(f"dgkit: warning: DG weights are {label}: the DG output is NOT a real result")
     if video:
-        report = reenact_video(args.source, args.reference, args.output, dg=dg, backend=args.backend,
-                               batch_size=args.batch_size, smoothing=args.smoothing, progress=not args.no_progress,
-                               max_frames=args.max_frames, on_no_face=args.on_no_face)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            report = reenact_video(args.source, args.reference, args.output, dg=dg, backend=args.backend,
+                                   batch_size=args.batch_size, smoothing=args.smoothing,
+                                   progress=not args.no_progress, max_frames=args.max_frames,
+                                   on_no_face=args.on_no_face, audio=not args.no_audio, overwrite=args.force)
+        ours = set()
+        for w in caught:  # dgkit's own warnings as one line each; anything else as Python shows it
+            if str(w.message) in report.notes:
+                ours.add(str(w.message))
+                print(f"dgkit: warning: {w.message}", file=sys.stderr)
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         print(f"reenact: {report.summary()}")
         for note in report.notes:
-            print(f"  note: {note}")
+            if note not in ours:
+                print(f"  note: {note}")
         return 0
     result = reenact_photos(args.source, args.reference, dg=dg, backend=args.backend)
     image = contact_sheet(result) if args.sheet else result.image
-    out = write_image(args.output, image, protect=[args.source, args.reference])
+    out = write_image(args.output, image, protect=[args.source, args.reference], overwrite=args.force)
     what = "contact sheet" if args.sheet else ("DG output" if result.dg is not None else "warp baseline")
     print(f"reenact: 1 frame, 0 faces missing, weights: {label}; wrote the {what} to {out}")
     for note in result.notes:

@@ -52,6 +52,8 @@ from .checkpoint import (
     guess_kind,
     load_checkpoint,
     manifest,
+    _expected_file_bytes,
+    read_signature,
     read_weights_file,
     save_checkpoint,
     verify_state_dicts,
@@ -64,6 +66,7 @@ from .errors import (
     WeightsError,
     WeightsNotFoundError,
 )
+from .io import lock_file
 
 __all__ = [
     "DG_GDRIVE_ID",
@@ -73,7 +76,9 @@ __all__ = [
     "WeightFileStatus",
     "cache_dir",
     "download_weights",
+    "file_synthetic_seed",
     "import_weights",
+    "synthetic_set_seed",
     "locate_weights",
     "make_synthetic_weights",
     "register_cli",
@@ -102,6 +107,8 @@ _LABELS = {"rfg": "RFG", "idsg": "IDSG", "vgg_face": "VGG-Face"}
 _SIZES_MB = {"rfg": "223.6 MB", "idsg": "15.2 MB", "vgg_face": "580.0 MB"}
 _SOURCES = {"rfg": DG_GDRIVE_URL, "idsg": DG_GDRIVE_URL, "vgg_face": VGG_FACE_URL}
 _CHUNK = 1 << 20
+_PLACEMENT_LOCK = ".dgkit-weights.lock"  # held while files are placed into a weights folder
+_ZIP_SIZE_FACTOR = 1.5  # a zip member more than this times the official file's size is refused
 
 
 # --- folders ------------------------------------------------------------------------------------------------
@@ -305,11 +312,68 @@ def file_sha256(path: str | os.PathLike, *, recheck: bool = False) -> str:
 
 
 def _verify_file(path: Path, name: str, *, recheck: bool = False) -> None:
-    """load_checkpoint(path, name), skipped when this exact file (size, mtime) verified before."""
-    if not recheck and _cache_entry(path).get("verified") == name:
+    """load_checkpoint(path, name), skipped when this exact file (size, mtime) verified before.
+
+    Also remembers whether the contents are RECIPE's synthetic tensors for seed 1234 (files written before
+    dgkit signed its synthetic files; see :func:`file_synthetic_seed`).
+    """
+    if not recheck and _cache_entry(path).get("verified") == name and "seed1234_content" in _cache_entry(path):
         return
-    load_checkpoint(path, name)
-    _remember(path, verified=name)
+    obj = load_checkpoint(path, name)
+    _remember(path, verified=name, seed1234_content=_is_seed1234_content(obj, name))
+
+
+def _is_seed1234_content(obj: Mapping, name: str) -> bool:
+    """True when a loaded file's first tensor starts with the values of RECIPE's seed-1234 synthetic file."""
+    sums = _packaged_checksums()
+    for key, tensor in _iter_seed_keyed({name: obj}):
+        recorded = sums.get(key)
+        if isinstance(recorded, dict) and "first" in recorded:
+            first = torch.tensor(recorded["first"], dtype=torch.float32)
+            return bool(torch.equal(tensor.reshape(-1)[: first.numel()].float(), first))
+    return False
+
+
+def file_synthetic_seed(path: str | os.PathLike, name: str | None = None, *, loaded: Mapping | None = None
+                        ) -> int | None:
+    """The seed if the weight file at ``path`` is dgkit's synthetic (untrained) weights, else None.
+
+    Recognised, in order, by the signature written inside every synthetic file (any seed; it survives copies,
+    imports and symlinks), by a ``DGKIT_SYNTHETIC.json`` marker in its weights folder, or, for files written
+    before the signature existed, by contents equal to RECIPE's seed-1234 tensors. :func:`weights_status` and
+    :func:`dgkit.load_dg` both use this, so they always agree. ``loaded``: the file's contents when the caller
+    has loaded it already (saves loading it again for the content check).
+    """
+    path = Path(path).expanduser()
+    signature = read_signature(path) or {}
+    if signature.get("synthetic") and isinstance(signature.get("seed"), int):
+        return int(signature["seed"])
+    seed = synthetic_seed(path)
+    if seed is not None:
+        return seed
+    if name is None:
+        name = next((n for n, rel in OFFICIAL_FILES.items() if path.as_posix().endswith(rel)), None)
+    if name is not None and loaded is not None:
+        return 1234 if _is_seed1234_content(loaded, name) else None
+    if name is not None and path.is_file():
+        with contextlib.suppress(DgkitError):
+            _verify_file(path, name)
+            if _cache_entry(path).get("seed1234_content"):
+                return 1234
+    return None
+
+
+def synthetic_set_seed(paths: Mapping[str, str | os.PathLike], loaded: Mapping[str, Mapping] | None = None
+                       ) -> int | None:
+    """The seed of the first synthetic file among ``{name: path}`` (one synthetic file makes a set untrained).
+
+    ``loaded``: ``{name: contents}`` already loaded by the caller (as :func:`dgkit.load_dg` has them).
+    """
+    for name, path in paths.items():
+        seed = file_synthetic_seed(path, name, loaded=(loaded or {}).get(name))
+        if seed is not None:
+            return seed
+    return None
 
 
 def _layout_root(path: Path, name: str) -> Path:
@@ -330,6 +394,7 @@ class WeightFileStatus:
         sha256: hex digest, or None when not found.
         loads_ok: it loads safely and matches the manifest.
         message: "ok", or the problems and notes (e.g. synthetic weights), one per line.
+        synthetic_seed: the seed when the file is dgkit's synthetic (untrained) weights, else None.
     """
 
     name: str
@@ -339,6 +404,7 @@ class WeightFileStatus:
     sha256: str | None
     loads_ok: bool
     message: str
+    synthetic_seed: int | None = None
 
     def to_dict(self) -> dict:
         """JSON-friendly copy (path as a string)."""
@@ -383,11 +449,12 @@ def weights_status(weights_dir: str | os.PathLike | None = None, *, recheck: boo
                 f"its sha256 differs from the one recorded in {root / CHECKSUMS_NAME} when dgkit placed it: the "
                 "file changed since (replace it with `dgkit weights download --force` if that was not you)"
             )
-        seed = synthetic_seed(root)
+        seed = file_synthetic_seed(path, name) if loads_ok else synthetic_seed(root)
         if seed is not None:
-            notes.append(f"synthetic random weights (seed {seed}): for tests only, outputs are meaningless")
+            notes.append(f"synthetic random weights (seed {seed}), UNTRAINED: load_dg labels them "
+                         "'synthetic (untrained)'; for tests only, outputs are meaningless")
         message = "\n".join(notes) if notes else "ok"
-        statuses.append(WeightFileStatus(name, rel, path, size, sha, loads_ok, message))
+        statuses.append(WeightFileStatus(name, rel, path, size, sha, loads_ok, message, seed))
     return statuses
 
 
@@ -453,45 +520,109 @@ def _refuse_synthetic_dest(root: Path) -> None:
         )
 
 
-def _place(src: Path, root: Path, name: str, *, move: bool, source: str, force: bool) -> Path:
-    """Verify ``src`` as weight file ``name`` and put it at ``root/OFFICIAL_FILES[name]``.
+@dataclasses.dataclass
+class _Staged:
+    """One file ready to be placed: verified, copied (or moved) to ``tmp`` beside ``final``; tmp None = kept."""
 
-    ``move=True`` renames ``src`` (used for dgkit's own temporary files, or when the user asks to move);
-    otherwise ``src`` is copied and left untouched. An existing valid file is kept unless ``force``.
-    """
+    name: str
+    src: Path
+    final: Path
+    tmp: Path | None = None
+    sha: str | None = None
+    moved: bool = False  # src was renamed to tmp (put back if the transaction fails)
+    delete_src: bool = False  # move requested across file systems: delete src once placed
+    seed1234_content: bool = False
+
+
+def _stage(src: Path, root: Path, name: str, *, move: bool, force: bool) -> _Staged:
+    """Verify ``src`` as weight file ``name`` and copy/move it next to its final place (nothing replaced yet)."""
     final = root / OFFICIAL_FILES[name]
     if final.exists() and src.resolve() == final.resolve():
         _verify_file(final, name)
-        return final
-    load_checkpoint(src, name)
+        return _Staged(name, src, final)
+    obj = load_checkpoint(src, name)
+    seed_content = _is_seed1234_content(obj, name)
+    del obj
     if not _check_replaceable(final, name, force):
         if file_sha256(final) == file_sha256(src):
-            return final
+            return _Staged(name, src, final)
         raise WeightsError(
-            f"{final} already holds a valid {_LABELS[name]} file that differs from {src}; it was left as it is. "
-            "Pass force=True (`--force` on the command line) to replace it."
+            f"{final} already holds a valid {_LABELS[name]} file that differs from {src}; it was left as it is "
+            "(and nothing else was placed). Pass force=True (`--force` on the command line) to replace it."
         )
-    tmp = _temp_beside(final)
-    sha = None
+    staged = _Staged(name, src, final, tmp=_temp_beside(final), seed1234_content=seed_content)
     try:
         if move:
             try:
-                os.replace(src, tmp)  # same file system: a rename
+                os.replace(src, staged.tmp)  # same file system: a rename
+                staged.moved = True
             except OSError:
-                sha = _copy_hashing(src, tmp)
-                src.unlink()
+                staged.sha = _copy_hashing(src, staged.tmp)
+                staged.delete_src = True
         else:
-            sha = _copy_hashing(src, tmp)
-        os.replace(tmp, final)
+            staged.sha = _copy_hashing(src, staged.tmp)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        staged.tmp.unlink(missing_ok=True)
         raise
-    if sha is None:
-        sha = _sha256_file(final)
-    _remember(final, sha256=sha, verified=name)
+    return staged
+
+
+def _unstage(staged: _Staged) -> None:
+    if staged.tmp is None:
+        return
     with contextlib.suppress(OSError):
-        _record_checksum(root, name, final, sha, source)
-    return final
+        if staged.moved:
+            os.replace(staged.tmp, staged.src)  # give the user's file back
+        else:
+            staged.tmp.unlink()
+
+
+def _place_all(items: list[tuple[str, Path, bool]], root: Path, *, source: str, force: bool,
+               stage: Callable[[str, Path, bool], _Staged] | None = None) -> tuple[dict[str, Path], set[str]]:
+    """Place several weight files into ``root`` as one transaction, under an inter-process lock on the folder.
+
+    Every file is verified and copied next to its final place first; only when all of them are ready are they
+    renamed into place. One that fails to verify (or a different valid file already there without ``force``)
+    means none is placed. A second process placing files into the same folder waits for the first.
+
+    Args:
+        items: ``(name, source file, move)`` triples.
+        stage: optional replacement for :func:`_stage` (the zip import stages members it unpacks itself).
+
+    Returns:
+        ``({name: final path}, names that were kept because an identical valid file was already there)``.
+    """
+    stage = stage or (lambda name, src, move: _stage(src, root, name, move=move, force=force))
+    root.mkdir(parents=True, exist_ok=True)
+    with _exclusive_lock(root / _PLACEMENT_LOCK):
+        staged: list[_Staged] = []
+        try:
+            for name, src, move in items:
+                staged.append(stage(name, src, move))
+        except BaseException:
+            for item in staged:
+                _unstage(item)
+            raise
+        placed: dict[str, Path] = {}
+        kept: set[str] = set()
+        for item in staged:
+            placed[item.name] = item.final
+            if item.tmp is None:
+                kept.add(item.name)
+                continue
+            os.replace(item.tmp, item.final)
+            if item.delete_src:
+                item.src.unlink(missing_ok=True)
+            sha = item.sha or _sha256_file(item.final)
+            _remember(item.final, sha256=sha, verified=item.name, seed1234_content=item.seed1234_content)
+            with contextlib.suppress(OSError):
+                _record_checksum(root, item.name, item.final, sha, source)
+    return placed, kept
+
+
+def _place(src: Path, root: Path, name: str, *, move: bool, source: str, force: bool) -> Path:
+    """Verify ``src`` as weight file ``name`` and put it at ``root/OFFICIAL_FILES[name]`` (see _place_all)."""
+    return _place_all([(name, src, move)], root, source=source, force=force)[0][name]
 
 
 def _unsafe_member(member: str) -> bool:
@@ -501,18 +632,21 @@ def _unsafe_member(member: str) -> bool:
 
 
 def _install_from_zip(
-    archive_path: Path, root: Path, names: list[str], *, force: bool, source: str, move_archive: bool = False
+    archive_path: Path, root: Path, names: list[str], *, force: bool, source: str, move_archive: bool = False,
+    kept: set[str] | None = None,
 ) -> tuple[dict[str, Path], list[str]]:
-    """Unpack the wanted weight files from a zip into the layout under ``root``, each verified first.
+    """Unpack the wanted weight files from a zip into the layout under ``root``: all verified, then all placed.
 
-    Members are found by file name, wherever they sit in the archive (e.g. under a top folder).
+    Members are found by file name, wherever they sit in the archive (e.g. under a top folder). A member whose
+    declared size, or whose bytes while unpacking, exceed 1.5 times the official file's size is refused before
+    more is written (a "zip bomb" cannot fill the disk). ``kept`` (optional) receives the names kept as they were.
 
     Returns:
         (placed ``{name: path}``, names not found in the archive).
 
     Raises:
-        WeightsError: not a zip, corrupted, or a member path is absolute or contains '..'.
-        CheckpointError: a member does not verify (nothing is placed for it).
+        WeightsError: not a zip, corrupted, an oversized member, or a member path is absolute or contains '..'.
+        CheckpointError: a member does not verify (nothing is placed at all).
     """
     try:
         archive = zipfile.ZipFile(archive_path)
@@ -522,7 +656,6 @@ def _install_from_zip(
         what = "an HTML page (Google Drive's quota, virus-scan or login page?)" if head.startswith(
             (b"<!doctype html", b"<html")) else f"not a zip archive ({exc})"
         raise WeightsError(f"{archive_path} is {what}.") from None
-    placed: dict[str, Path] = {}
     absent: list[str] = []
     with archive:
         members = [m for m in archive.infolist() if not m.is_dir()]
@@ -532,6 +665,7 @@ def _install_from_zip(
                 f"{archive_path} was refused: member path(s) {', '.join(map(repr, bad[:5]))} are absolute or climb "
                 "out of the folder with '..'. A genuine DG archive has plain relative paths. Nothing was unpacked."
             )
+        chosen: dict[str, zipfile.ZipInfo] = {}
         for name in names:
             rel = OFFICIAL_FILES[name]
             base = PurePosixPath(rel).name
@@ -541,22 +675,61 @@ def _install_from_zip(
                 continue
             # prefer a member at the official relative path (possibly below a top folder)
             candidates.sort(key=lambda m: not m.filename.replace("\\", "/").endswith(rel))
-            tmp = _temp_beside(root / rel)
+            chosen[name] = candidates[0]
+            _check_member_size(archive_path, candidates[0], name, candidates[0].file_size)
+
+        def stage_member(name: str, _src: Path, _move: bool) -> _Staged:
+            member = chosen[name]
+            tmp = _temp_beside(root / OFFICIAL_FILES[name])
             try:
-                with archive.open(candidates[0]) as inp, open(tmp, "wb") as out:
-                    shutil.copyfileobj(inp, out, _CHUNK)
-            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-                tmp.unlink(missing_ok=True)
-                raise WeightsError(
-                    f"{archive_path} is corrupted: {candidates[0].filename} could not be unpacked ({exc})."
-                ) from None
-            try:
-                placed[name] = _place(tmp, root, name, move=True, source=source, force=force)
+                _unpack_member(archive, archive_path, member, name, tmp)
+                staged = _stage(tmp, root, name, move=True, force=force)
+                staged.moved = False  # our own temporary: discard it (not put back) if the transaction fails
+                return staged
+            except CheckpointError as exc:  # name the member, not dgkit's temporary file
+                text = str(exc).replace(str(tmp), f"{archive_path} (member {member.filename})")
+                text = text.replace("Delete it and get the file again.", "Download the archive again.")
+                raise type(exc)(text) from None
             finally:
                 tmp.unlink(missing_ok=True)
+
+        placed, kept_now = _place_all([(name, archive_path, True) for name in chosen], root, source=source,
+                                      force=force, stage=stage_member)
+    if kept is not None:
+        kept.update(kept_now)
     if move_archive and placed:
         archive_path.unlink()
     return placed, absent
+
+
+def _member_limit(name: str) -> int:
+    return int(_expected_file_bytes(name) * _ZIP_SIZE_FACTOR) + (1 << 20)
+
+
+def _check_member_size(archive_path: Path, member: zipfile.ZipInfo, name: str, size: int) -> None:
+    if size > _member_limit(name):
+        raise WeightsError(
+            f"{archive_path} was refused: its member {member.filename} is {size:,} bytes or more once unpacked, "
+            f"far more than the official {_LABELS[name]} file ({_expected_file_bytes(name):,} bytes). It is not "
+            "the DG download (or it is damaged); nothing was placed."
+        )
+
+
+def _unpack_member(archive: zipfile.ZipFile, archive_path: Path, member: zipfile.ZipInfo, name: str,
+                   tmp: Path) -> None:
+    """Stream one member to ``tmp``, stopping as soon as it grows beyond the allowed size."""
+    limit, written = _member_limit(name), 0
+    try:
+        with archive.open(member) as inp, open(tmp, "wb") as out:
+            while block := inp.read(_CHUNK):
+                written += len(block)
+                if written > limit:
+                    _check_member_size(archive_path, member, name, written)
+                out.write(block)
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        raise WeightsError(
+            f"{archive_path} is corrupted: {member.filename} could not be unpacked ({exc}). Download it again."
+        ) from None
 
 
 # --- downloading --------------------------------------------------------------------------------------------
@@ -820,9 +993,14 @@ def import_weights(
 
     Raises:
         WeightsNotFoundError: ``path`` does not exist or holds none of the files.
-        CheckpointError / UnsafeCheckpointError: a file does not verify (nothing is placed for it).
+        CheckpointError / UnsafeCheckpointError: a file does not verify (then none of the files is placed).
         WeightsError: an unusable archive, or a different valid file already in ``dest`` (use ``force``).
     """
+    return _import_weights(path, dest, move=move, force=force, kept=set())
+
+
+def _import_weights(path, dest, *, move: bool, force: bool, kept: set[str]) -> dict[str, Path]:
+    """:func:`import_weights`; ``kept`` receives the names whose identical file was already in place."""
     src = Path(path).expanduser()
     root = Path(dest).expanduser() if dest is not None else _default_dest()
     if not src.exists():
@@ -837,7 +1015,8 @@ def import_weights(
     wanted_list = ", ".join(PurePosixPath(rel).name for rel in OFFICIAL_FILES.values())
 
     if src.is_file() and zipfile.is_zipfile(src) and not _looks_like_torch_zip(src):
-        placed, _ = _install_from_zip(src, root, list(KINDS), force=force, source=source, move_archive=move)
+        placed, _ = _install_from_zip(src, root, list(KINDS), force=force, source=source, move_archive=move,
+                                      kept=kept)
         if not placed:
             raise WeightsNotFoundError(f"{src} holds none of the weight files ({wanted_list}).")
         return placed
@@ -852,11 +1031,10 @@ def import_weights(
                     found[name] = Path(folder) / filename
         if not found:
             raise WeightsNotFoundError(f"no weight files ({wanted_list}) found anywhere in {src}.")
-        return {
-            name: _place(found[name], root, name, move=move, source=source, force=force)
-            for name in KINDS
-            if name in found
-        }
+        placed, kept_now = _place_all([(name, found[name], move) for name in KINDS if name in found], root,
+                                      source=source, force=force)
+        kept.update(kept_now)
+        return placed
 
     name = _BASENAMES.get(src.name)
     if name is None:  # renamed by the user or the browser: tell the kind from the contents
@@ -869,7 +1047,9 @@ def import_weights(
             )
         verify_state_dicts(obj, name, source=src)
         del obj
-    return {name: _place(src, root, name, move=move, source=source, force=force)}
+    placed, kept_now = _place_all([(name, src, move)], root, source=source, force=force)
+    kept.update(kept_now)
+    return placed
 
 
 def _looks_like_torch_zip(path: Path) -> bool:
@@ -963,11 +1143,13 @@ def make_synthetic_weights(directory: str | os.PathLike, seed: int = 1234) -> di
         "warning": "synthetic random weights, for tests and offline try-outs only: outputs are meaningless",
         "torch_version": torch.__version__,
     }
-    _write_json_atomic(directory / SYNTHETIC_MARKER, marker)  # first: files here are then never mistaken as real
-    for name, path in targets.items():
-        obj = _synthetic_object(name, seed)
-        save_checkpoint(obj, path, fsync=False)
-        del obj
+    with _exclusive_lock(directory / _PLACEMENT_LOCK):  # two writers into one folder: one after the other
+        _write_json_atomic(directory / SYNTHETIC_MARKER, marker)  # first: files here are never mistaken as real
+        for name, path in targets.items():
+            obj = _synthetic_object(name, seed)
+            # the signature inside each file keeps it labelled untrained wherever it is copied or linked
+            save_checkpoint(obj, path, fsync=False, signature={"synthetic": True, "seed": seed, "kind": name})
+            del obj
     return targets
 
 
@@ -1081,21 +1263,9 @@ def verify_synthetic_checksums(directory_or_state: str | os.PathLike | Mapping, 
         )
 
 
-@contextlib.contextmanager
-def _exclusive_lock(lock_path: Path) -> Iterator[None]:
-    """An inter-process lock (fcntl where available; elsewhere the atomic rename alone keeps results correct)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+def _exclusive_lock(lock_path: Path) -> contextlib.AbstractContextManager:
+    """An inter-process lock that waits for its holder (see :func:`dgkit.io.lock_file`)."""
+    return lock_file(lock_path, wait=True)
 
 
 def _synthetic_complete(folder: Path, seed: int) -> bool:
@@ -1155,21 +1325,24 @@ def _cli_status(args: argparse.Namespace) -> int:
         print(json.dumps([s.to_dict() for s in statuses], indent=2))
         return 0 if ok else 1
     print("Searched: " + ", ".join(str(p) for p in weights_search_dirs(args.dir)))
-    header = f"{'file':<9} {'size':>9}  {'sha256':<16}  {'loads':<5}  found at"
+    header = f"{'file':<9} {'size':>9}  {'sha256':<16}  {'loads':<13}  found at"
     print(header)
     print("-" * len(header))
     for s in statuses:
         where = str(s.path) if s.path else f"NOT FOUND ({s.relative_path})"
         sha = s.sha256[:16] if s.sha256 else "-"
-        loads = "yes" if s.loads_ok else ("NO" if s.path else "-")
-        print(f"{s.name:<9} {_human_size(s.size):>9}  {sha:<16}  {loads:<5}  {where}")
+        loads = ("yes UNTRAINED" if s.synthetic_seed is not None else "yes") if s.loads_ok else ("NO" if s.path else "-")
+        print(f"{s.name:<9} {_human_size(s.size):>9}  {sha:<16}  {loads:<13}  {where}")
     notes: dict[str, list[str]] = {}  # message -> files, so a note shared by all files prints once
     for s in statuses:
         if s.path is not None and s.message != "ok":
             notes.setdefault(s.message, []).append(s.name)
     for message, names in notes.items():
         print(f"\n{', '.join(names)}: {message}")
-    if ok:
+    if ok and any(s.synthetic_seed is not None for s in statuses):
+        print("\nAll three weight files load, but synthetic ones are UNTRAINED: load_dg labels the set "
+              "'synthetic (untrained)' and its images are not real results.")
+    elif ok:
         print("\nAll three weight files are present and load.")
     else:
         print("\nSome weight files are missing or broken.\n" + _how_to_get())
@@ -1184,9 +1357,11 @@ def _cli_download(args: argparse.Namespace) -> int:
 
 
 def _cli_import(args: argparse.Namespace) -> int:
-    placed = import_weights(args.path, args.dest, move=args.move, force=args.force)
+    kept: set[str] = set()
+    placed = _import_weights(args.path, args.dest, move=args.move, force=args.force, kept=kept)
     for name, path in placed.items():
-        print(f"{name:<9} {path}")
+        what = "kept (the same file was already there)" if name in kept else "placed"
+        print(f"{name:<9} {what}: {path}")
     missing = [n for n in KINDS if n not in placed]
     if missing:
         print("not in this import (get them separately): " + ", ".join(OFFICIAL_FILES[n] for n in missing))

@@ -5,7 +5,7 @@
 #   scripts/setup.sh --no-lab   only set up (what CI does)
 #
 # Environment variables:
-#   PYTHON      interpreter used to create .venv (default: python3; needs 3.10+)
+#   PYTHON      interpreter used to create .venv (default: python3; needs 3.11+, what the pinned constraints support)
 #   TORCH_SPEC  torch requirement installed first (default: torch==2.13.0, this machine's CPU wheel; on a CUDA
 #               machine e.g. TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126").
 #               An unpinned torch here would pull a multi-GB CUDA build, so it is installed explicitly, first.

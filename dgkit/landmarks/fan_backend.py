@@ -15,9 +15,11 @@ s3fd-619a316812.pth       S3FD face detector                fan, fan2d
 ========================  ===============================  =======================
 
 On a machine with internet they come from ``https://www.adrianbulat.com/downloads/python-fan/<file>``.
-Every file is read with ``torch.load(weights_only=True)``. Only if that refuses a file (an old-style
-checkpoint holding other objects than tensors) and the file's SHA-256 starts with the hash in its name
-(the torch-hub naming rule, so it is the published file) is it read without that restriction.
+Every file is read with ``torch.load(weights_only=True)``, never without it. If that refuses a file (an
+old-style checkpoint holding other objects than tensors), the objects it refers to are listed without
+unpickling; a file that needs only harmless NumPy scalar/dtype objects is read again with exactly those
+allowed (``torch.serialization.safe_globals``), any other file is refused. The backend is then reported as
+unavailable, so ``backend="auto"`` uses mediapipe instead.
 
 Coordinates: x, y in image pixels; FAN-3D's z converted to dgkit's convention (zero-mean, smaller =
 closer to the camera; FAN's own depth sign is not documented, so the nose tip is made nearer than the
@@ -27,7 +29,7 @@ outer eye corners). ``fan2d`` returns z = 0.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import importlib
 import importlib.metadata
 import importlib.util
 import logging
@@ -96,41 +98,86 @@ def _face_alignment_problem() -> str | None:
     return None
 
 
-def sha256_prefix_matches(path: Path) -> bool:
-    """True if the file's SHA-256 starts with the hex hash in its torch-hub style name ``name-<hash>.ext``."""
-    stem = path.name.split(".")[0]
-    expected = stem.rsplit("-", 1)[-1].lower()
-    if len(expected) < 8 or any(c not in "0123456789abcdef" for c in expected):
-        return False
-    digest = hashlib.sha256()
+def _harmless_objects(names: list[str]) -> list | None:
+    """The objects for ``names`` if every one only rebuilds data (NumPy scalars and dtypes, bytes), else None."""
+    import _codecs
+
+    import numpy
+
+    table = {"numpy.dtype": numpy.dtype, "_codecs.encode": _codecs.encode}  # encode: how pickle stores bytes
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        with contextlib.suppress(ImportError, AttributeError), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table[f"{module}.scalar"] = getattr(importlib.import_module(module), "scalar")
+    dtype_classes = {f"numpy.dtypes.{cls.__name__}": cls for cls in vars(numpy.dtypes).values()
+                     if isinstance(cls, type) and issubclass(cls, numpy.dtype)}
+    table.update(dtype_classes)
+    if not all(name in table for name in names):
+        return None
+    # a pickled dtype names only numpy.dtype, but rebuilds through its concrete class (e.g. Float64DType)
+    return [table[name] for name in names] + list(dtype_classes.values())
+
+
+def unsafe_globals(path: Path) -> list[str]:
+    """Classes/functions a weight file's pickle refers to beyond tensors (found without unpickling it)."""
+    from ..checkpoint import _sniff, _unsafe_globals
+
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest().startswith(expected)
+        fmt = _sniff(fh.read(64))
+    return _unsafe_globals(path, fmt) if fmt else []
+
+
+def _refused(path: Path, names: list[str]) -> UnsafeCheckpointError:
+    listed = ", ".join(names) if names else "objects torch refuses to rebuild"
+    return UnsafeCheckpointError(
+        f"{path} was refused and not loaded: besides tensors it holds pickled objects ({listed}) that could run "
+        f"code. Delete it and copy the published file again from {WEIGHTS_URL}{path.name}; until then "
+        "backend='auto' uses mediapipe.")
 
 
 def load_checkpoint(path: Path) -> dict:
     """Read a weight file safely (see the module docstring); returns what torch.load returns, on CPU.
 
     Raises:
-        UnsafeCheckpointError: the file holds non-tensor objects and is not the published file.
+        UnsafeCheckpointError: the file holds objects other than tensors and harmless NumPy scalars/dtypes.
         CheckpointError: the file is truncated or not a torch file.
     """
     import torch
 
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if not sha256_prefix_matches(path):
-            raise UnsafeCheckpointError(
-                f"{path} is not plain tensors (it holds other pickled objects, or is not a torch file) and its "
-                f"SHA-256 does not match the hash in its name, so it was not loaded. Delete it and copy the "
-                f"published file from {WEIGHTS_URL}{path.name}") from exc
-        logger.info("%s is an old-style checkpoint; its SHA-256 matches its name, loading it in full", path.name)
-        return torch.load(path, map_location="cpu", weights_only=False)
+    except pickle.UnpicklingError:
+        names = [n for n in unsafe_globals(path) if not n.startswith(("torch.", "collections.OrderedDict"))]
+        allowed = _harmless_objects(names) if names else None
+        if allowed is None:
+            raise _refused(path, names) from None
+        logger.info("%s is an old-style checkpoint with NumPy objects; loading it with only those allowed", path.name)
+        try:
+            with torch.serialization.safe_globals(allowed):
+                return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise _refused(path, names) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path} cannot be read as a torch weight file ({exc}); it is probably truncated. "
                               f"Delete it and copy it again from {WEIGHTS_URL}{path.name}") from exc
+
+
+_SCANNED: dict[tuple[str, int, int], str | None] = {}  # (path, size, mtime) -> why the file is refused, or None
+
+
+def refused_weights(files: tuple[str, ...], weights_dir: str | os.PathLike | None = None) -> str | None:
+    """Why one of ``files`` would be refused by :func:`load_checkpoint` (a scan, nothing is unpickled), or None."""
+    folder = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+    for name in files:
+        path = folder / name
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _SCANNED:
+            names = [n for n in unsafe_globals(path) if not n.startswith(("torch.", "collections.OrderedDict"))]
+            _SCANNED[key] = None if not names or _harmless_objects(names) is not None else str(_refused(path, names))
+        if _SCANNED[key]:
+            return _SCANNED[key]
+    return None
 
 
 @contextlib.contextmanager
@@ -235,6 +282,9 @@ class FanBackend(LandmarkBackend):
         missing = missing_weights(cls.required_files)
         if missing:
             return False, _missing_message(missing)
+        refused = refused_weights(cls.required_files)
+        if refused:
+            return False, refused
         return True, f"face-alignment FAN ({'3D' if cls.three_d else '2D'}) with weights in {default_weights_dir()}"
 
     def _model(self):

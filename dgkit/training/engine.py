@@ -46,6 +46,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import random
 import shutil
 import time
@@ -63,7 +64,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..errors import CheckpointError, ConfigError, WeightsError, WeightsNotFoundError
+from ..errors import CheckpointError, ConfigError, TrainingError, WeightsError, WeightsNotFoundError
+from ..io import clean_stale_temporaries, make_output_folder
 from .config import (
     IDSGConfig,
     RFGConfig,
@@ -152,12 +154,12 @@ class Runtime:
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
 
     def _pick_device(self, name: str) -> torch.device:
-        if name == "auto":
+        from ..device import resolve_device
+
+        if name == "auto":  # training's "auto" is CUDA, else the CPU (see TrainConfig.device)
             name = "cuda" if torch.cuda.is_available() else "cpu"
-        device = torch.device(name)
+        device = resolve_device(name)  # DeviceError (a one-line message) for unknown or missing devices
         if device.type == "cuda":
-            if not torch.cuda.is_available():
-                raise ConfigError("device is 'cuda' but no CUDA device is available; use device=cpu or auto")
             if device.index is None:
                 device = torch.device("cuda", self.local_rank if self.world > 1 else torch.cuda.current_device())
             torch.cuda.set_device(device)
@@ -423,31 +425,46 @@ def _save(task: Task, step: int, run_dir: Path) -> tuple[Path, Path]:
     return ckpt, state_path
 
 
+def _torch_reason(exc: BaseException) -> str:
+    """torch's error in a few words, without its advice to load with ``weights_only=False`` (never safe here)."""
+    text = str(exc).strip().splitlines()
+    first = text[0][:160] if text else ""
+    if "weights_only" in str(exc) or isinstance(exc, pickle.UnpicklingError):
+        return "it holds Python objects other than tensors, which dgkit refuses to load (they could run code)"
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 def _load_state(task: Task, path: Path) -> int:
+    hint = (f"delete it to resume from the previous train state, or train into a new --out folder without "
+            "--resume")
     try:
         state = torch.load(path, map_location=task.rt.device, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged files
-        raise CheckpointError(f"cannot read the train state {path} ({type(exc).__name__}: {exc}); delete it to "
-                              "resume from the previous one, or train without --resume") from None
+        raise CheckpointError(f"cannot read the train state {path} ({_torch_reason(exc)}); {hint}") from None
     if not isinstance(state, dict) or state.get("format") != "dgkit-train-state" or state.get("kind") != task.kind:
         raise CheckpointError(f"{path} is not a dgkit {task.kind.upper()} train state; resume needs the "
                               f"*_train_state.pt written by `dgkit train {task.kind}`")
-    saved = json.loads(state["config"])
-    changed = [k for k, v in config_to_dict(task.cfg).items()
-               if k not in ("steps", "resume", "progress", "device", "num_workers", "log_every", "sample_every",
-                            "save_every", "keep_checkpoints", "tensorboard") and saved.get(k, v) != v]
-    if changed and task.rt.is_main:
-        log.warning("dgkit train: resuming with changed settings (%s); the run will differ from an "
-                    "uninterrupted one", ", ".join(changed))
-    for group, target in (("nets", task.nets), ("ema", task.ema), ("optims", task.optims)):
-        for name, obj in target.items():
-            obj.load_state_dict(state[group][name])
-    if task.rt.scaler is not None and state["scaler"]:
-        task.rt.scaler.load_state_dict(state["scaler"])
-    torch.set_rng_state(state["rng"]["torch"].cpu())
-    py = json.loads(state["rng"]["python"])
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    return int(state["step"])
+    try:
+        saved = json.loads(state["config"])
+        changed = [k for k, v in config_to_dict(task.cfg).items()
+                   if k not in ("steps", "resume", "progress", "device", "num_workers", "log_every", "sample_every",
+                                "save_every", "keep_checkpoints", "tensorboard") and saved.get(k, v) != v]
+        if changed and task.rt.is_main:
+            log.warning("dgkit train: resuming with changed settings (%s); the run will differ from an "
+                        "uninterrupted one", ", ".join(changed))
+        for group, target in (("nets", task.nets), ("ema", task.ema), ("optims", task.optims)):
+            for name, obj in target.items():
+                obj.load_state_dict(state[group][name])
+        if task.rt.scaler is not None and state["scaler"]:
+            task.rt.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        py = json.loads(state["rng"]["python"])
+        random.setstate((py[0], tuple(py[1]), py[2]))
+        return int(state["step"])
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+        what = f"it has no {exc.args[0]!r} entry" if isinstance(exc, KeyError) else _torch_reason(exc)
+        raise CheckpointError(f"{path} is a damaged or incompatible {task.kind.upper()} train state ({what}); "
+                              f"{hint}") from None
 
 
 # --- logging --------------------------------------------------------------------------------------------------
@@ -459,12 +476,15 @@ class _Logger:
         self.path = run_dir / f"train_{task.kind}.csv"
         self.columns = ["step", "time_s", "samples_per_s", *task.loss_names]
         self.tb = None
+        self.time_offset = 0.0  # seconds of training before a resume: time_s continues from there
         if not enabled:
             return
         rows = []
         if start_step > 0 and self.path.is_file():  # drop rows past the resumed step
             with self.path.open(newline="") as fh:
                 rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= start_step]
+            with contextlib.suppress(ValueError, KeyError, IndexError):
+                self.time_offset = float(rows[-1]["time_s"])
         with self.path.open("w", newline="") as fh:
             writer = csv.DictWriter(fh, self.columns)
             writer.writeheader()
@@ -475,7 +495,9 @@ class _Logger:
             except ImportError:
                 log.info("dgkit train: TensorBoard not installed (pip install tensorboard); logging to CSV only")
             else:
-                self.tb = SummaryWriter(str(run_dir / f"tensorboard_{task.kind}"), purge_step=start_step or None)
+                # events from start_step + 1 on are dropped: the resumed step itself was logged before
+                self.tb = SummaryWriter(str(run_dir / f"tensorboard_{task.kind}"),
+                                        purge_step=start_step + 1 if start_step else None)
 
     def write(self, step: int, values: dict[str, float]) -> None:
         if not self.enabled:
@@ -514,6 +536,18 @@ def _as_config(kind: str, config: TrainConfig | Mapping | str | os.PathLike | No
     return cfg
 
 
+def _check_finite(losses: Mapping[str, float], step: int, last_good: Path | None) -> None:
+    """Stop with TrainingError when a loss is NaN or infinite (nothing is saved from this step on)."""
+    bad = {k: v for k, v in losses.items() if not math.isfinite(float(v))}
+    if not bad:
+        return
+    where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was saved before it"
+    raise TrainingError(
+        f"training stopped at step {step}: loss {', '.join(f'{k}={v}' for k, v in bad.items())} is not finite; "
+        f"{where}. Lower the learning rate (--set lr=...), check the data, or resume from the last checkpoint "
+        "with --resume.")
+
+
 def train(task_cls: type[Task], cfg: TrainConfig, **task_kwargs: Any) -> TrainResult:
     """Run ``task_cls`` with ``cfg`` (see :func:`train_idsg`/:func:`train_rfg` for the public entry points)."""
     rt = Runtime(cfg)
@@ -525,8 +559,30 @@ def train(task_cls: type[Task], cfg: TrainConfig, **task_kwargs: Any) -> TrainRe
 
 def _train(task: Task, cfg: TrainConfig, rt: Runtime) -> TrainResult:
     run_dir = Path(cfg.out).expanduser()
+    created = not run_dir.exists()
+    try:
+        return _train_in(task, cfg, rt, run_dir)
+    except BaseException:
+        # a run that failed before its first step leaves nothing behind (its folder held only our setup files)
+        if rt.is_main and created and run_dir.is_dir() and not any(run_dir.rglob("*.ckpt")) and \
+                not any(run_dir.rglob("*.pt")) and not _trained_any(run_dir, task.kind):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _trained_any(run_dir: Path, kind: str) -> bool:
+    """True when the run's CSV log has at least one row (a step finished)."""
+    path = run_dir / f"train_{kind}.csv"
+    try:
+        return len(path.read_text().strip().splitlines()) > 1
+    except OSError:
+        return False
+
+
+def _train_in(task: Task, cfg: TrainConfig, rt: Runtime, run_dir: Path) -> TrainResult:
     if rt.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        make_output_folder(run_dir)
+        clean_stale_temporaries(checkpoint_dir(run_dir, task))  # left by saves of killed runs (SIGKILL)
     start = 0
     previous = latest_checkpoint(run_dir, task.kind) or latest_checkpoint(run_dir, task.kind, state=True)
     if previous is not None and not cfg.resume:
@@ -566,6 +622,7 @@ def _train(task: Task, cfg: TrainConfig, rt: Runtime) -> TrainResult:
             task.step = step
             micro = [task.batch_to_device(next(batches)) for _ in range(cfg.grad_accum)]
             losses = task.train_step(micro, step_generator(cfg.seed, rt.rank, step))
+            _check_finite(losses, step, ckpt or latest_checkpoint(run_dir, task.kind))
             rt.end_iteration()
             task.update_ema()
             for k, v in losses.items():
@@ -577,7 +634,8 @@ def _train(task: Task, cfg: TrainConfig, rt: Runtime) -> TrainResult:
                 elapsed = time.perf_counter() - t_window
                 final = {k: float(np.mean(v)) for k, v in window.items()}
                 speed = n_window * cfg.batch_size * cfg.grad_accum * rt.world / max(elapsed, 1e-9)
-                logger.write(step, {"time_s": time.perf_counter() - t0, "samples_per_s": speed, **final})
+                logger.write(step, {"time_s": logger.time_offset + time.perf_counter() - t0, "samples_per_s": speed,
+                                    **final})
                 if progress is not None:
                     progress.set_postfix({k: f"{v:.3g}" for k, v in list(final.items())[:4]})
                 window, t_window, n_window = {}, time.perf_counter(), 0
