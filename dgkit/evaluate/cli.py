@@ -164,7 +164,7 @@ def _run(args) -> int:
     atomic_write_text(out / "by_yaw.md", binned_markdown(result.rows, bins=bins))
     written = [result.files["csv"], result.files["json"], out / "summary.md", out / "summary.tex", out / "by_yaw.md"]
     if not args.no_plot and result.rows:
-        _, files = export_large_pose(result.files["csv"], out / "large_pose", bins=bins)
+        _, files = export_large_pose(result.files["csv"], out / "large_pose", bins=bins, overwrite=True)
         written += files
     print(summary)
     print(f"evaluate: {result.new_rows} new rows, {result.skipped_pairs} pairs already measured, "

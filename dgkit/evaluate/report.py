@@ -289,8 +289,12 @@ def _sha256(path: Path) -> str:
 
 def export_large_pose(results_path: str | Path, path_stem: str | Path, *, metrics: Sequence[str] = PLOT_METRICS,
                       bins: Sequence[float] = YAW_BINS, size: float = 2.2, title: str = "",
-                      formats: Sequence[str] = ("png", "pdf", "svg"), dpi: int = 300) -> tuple[Figure, list[Path]]:
+                      formats: Sequence[str] = ("png", "pdf", "svg"), dpi: int = 300,
+                      overwrite: bool = False) -> tuple[Figure, list[Path]]:
     """Plot a results file and export it like the kit's paper figures (:func:`dgkit.figures.export_figure`).
+
+    An existing export is refused unless ``overwrite=True`` (``dgkit evaluate`` passes it for the plot in its own
+    output folder, which follows the results file as a resumed run grows it).
 
     ``<path_stem>.json`` records the results file (path and sha256), metrics, bins and size, so
     :func:`large_pose_from_config` (or ``dgkit evaluate plot STEM.json``) rebuilds the same figure.
@@ -304,7 +308,7 @@ def export_large_pose(results_path: str | Path, path_stem: str | Path, *, metric
               "results": {"path": str(results.resolve()), "sha256": _sha256(results)},
               "metrics": list(metrics), "bins": [float(b) for b in bins], "size": size, "title": title,
               "versions": _versions()}
-    return fig, export_figure(fig, path_stem, formats=formats, dpi=dpi, config=config)
+    return fig, export_figure(fig, path_stem, formats=formats, dpi=dpi, config=config, overwrite=overwrite)
 
 
 def large_pose_from_config(json_path: str | Path, *, check: bool = True) -> Figure:

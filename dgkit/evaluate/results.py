@@ -11,12 +11,11 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ..errors import InputError
+from ..io import atomic_output
 
 __all__ = ["ResultRow", "METRICS", "read_results", "write_results_csv", "write_results_json", "atomic_write_text"]
 
@@ -120,23 +119,15 @@ def row_from_dict(data: dict) -> ResultRow:
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, then ``os.replace``.
+    """Replace ``path`` with ``text`` all-or-nothing (:func:`dgkit.io.atomic_output`).
 
-    A reader (or a crash) sees either the old file or the new one, never half of it.
+    Results files are rewritten after every pair, so replacing them is the point (``overwrite=True``); a reader
+    or a crash sees either the old file or the new one, never half of it.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
+    with atomic_output(path, overwrite=True) as tmp:
+        with open(tmp, "w", newline="") as fh:
             fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def _csv_value(value) -> object:
