@@ -911,9 +911,12 @@ def pca_trajectories_figure(codes_by_path: Mapping[str, Any], *, title: str = "l
     fig, axes = new_figure(1, 1, size=size)
     ax = axes[0, 0]
     styles = ("-", "--", ":", "-.")
+    marks = ("o", "s", "^", "D")
     for i, (name, codes) in enumerate(paths.items()):
         p = (codes - res.mean) @ res.components.T
-        ax.plot(p[:, 0], p[:, 1], ls=styles[i % 4], marker=".", color=color(i), label=name, lw=1.5)
+        # earlier paths wider and below, later ones narrower on top: paths that coincide stay visible
+        ax.plot(p[:, 0], p[:, 1], ls=styles[i % 4], marker=marks[i % 4], ms=max(3.0, 8.0 - 2 * i), color=color(i),
+                label=name, lw=max(1.0, 4.0 - 1.2 * i), alpha=0.85, zorder=2 + i)
         ax.scatter(p[0, 0], p[0, 1], marker="o", s=50, facecolor="none", edgecolor=color(i), zorder=3)
         ax.scatter(p[-1, 0], p[-1, 1], marker="s", s=40, facecolor="none", edgecolor=color(i), zorder=3)
     ax.set_xlabel(f"PC1 ({res.explained_ratio[0]:.0%} of variance)")
