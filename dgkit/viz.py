@@ -1012,6 +1012,17 @@ def _arrow_axis(ax: Axes, text: str, direction: str = "right") -> None:
         ax.text(0.55, 0.5, text, ha="left", va="center", fontsize=MIN_FONTSIZE)
 
 
+def _code_bars(ax: Axes, code: Any, title: str, untrained: bool) -> None:
+    """A code as a small square bar chart (positive blue, negative vermillion)."""
+    values = np.asarray(code, dtype=np.float64).ravel()
+    ax.bar(np.arange(values.size), values, width=1.0, color=[color(0) if v >= 0 else color(1) for v in values])
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_box_aspect(1)
+    if untrained:
+        add_untrained_banner(ax)
+
+
 def dg_overview_figure(result: Any, *, size: float = 1.9) -> Figure:
     """"DG in one page": one example through every stage, with the array shapes on the arrows.
 
@@ -1046,14 +1057,7 @@ def dg_overview_figure(result: Any, *, size: float = 1.9) -> Figure:
     show_image(panel[0][0], result.reference.crop, title="reference (aligned crop)")
     draw_landmarks(panel[0][0], {"reference": ref_lm}, markers=False, linewidth=0.8)
     _arrow_axis(arrows[0][0], "68 points\n/256, x0 y0 x1 ...\n(1,136)\nIDSG encoder")
-    a = panel[0][1]
-    code = np.asarray(run.landmark_code[0])
-    a.bar(np.arange(code.size), code, width=1.0, color=[color(0) if v >= 0 else color(1) for v in code])
-    a.set_title("landmark code (1,136)", fontsize=9)
-    a.set_xticks([])
-    a.set_box_aspect(1)
-    if untrained:
-        add_untrained_banner(a)
+    _code_bars(panel[0][1], run.landmark_code[0], "landmark code (1,136)", untrained)
     _arrow_axis(arrows[0][1], "IDSG decoder\ncode (1,136)\n+ identity (1,4096)\n-> (1,68,2)")
     overlay_landmarks(None, {"target (IDSG)": run.decoded_landmarks[0]}, ax=panel[0][2], title="decoded target",
                       legend=False, untrained=untrained)
@@ -1077,14 +1081,7 @@ def dg_overview_figure(result: Any, *, size: float = 1.9) -> Figure:
     if untrained:
         add_untrained_banner(panel[1][1])
     _arrow_axis(arrows[1][1], "style encoder\n(same source)\n(1,128)")
-    a = panel[1][2]
-    style = np.asarray(run.style_code[0])
-    a.bar(np.arange(style.size), style, width=1.0, color=[color(0) if v >= 0 else color(1) for v in style])
-    a.set_title("style code (1,128)", fontsize=9)
-    a.set_xticks([])
-    a.set_box_aspect(1)
-    if untrained:
-        add_untrained_banner(a)
+    _code_bars(panel[1][2], run.style_code[0], "style code (1,128)", untrained)
     _arrow_axis(arrows[1][2], "RFG generator\nsketch (top right)\n+ style code")
     show_image(panel[1][3], run.image[0], title="reenacted face\n(1,256,256,3) uint8", untrained=untrained)
     arrows[1][3].set_axis_off()
@@ -1228,6 +1225,9 @@ def plotly_to_matplotlib(fig: Any, *, size: float = 4.8) -> Figure:
     ax.set_xlabel("x")
     ax.set_ylabel("z (depth)")
     ax.set_zlabel("-y (up)")
+    if abs(ax.elev) < 15 and abs(ax.azim + 90) < 15:  # seen from the front: the depth axis is edge-on
+        ax.set_yticks([])
+        ax.set_ylabel("")
     ax.tick_params(labelsize=MIN_FONTSIZE)
     title = ((fig.get("layout") or {}).get("title") or {}).get("text") or ""
     title = re.sub(r"<br>", "\n", title)
@@ -1240,8 +1240,13 @@ def plotly_to_matplotlib(fig: Any, *, size: float = 4.8) -> Figure:
     return finish(out, untrained=untrained)
 
 
-def figure_png_bytes(fig: Figure, dpi: float = FIGURE_DPI) -> bytes:
-    """PNG bytes of a matplotlib figure (tight bounding box, as a notebook shows it)."""
+NOTEBOOK_PNG_COLORS = 256
+"""Colours of the PNGs saved in notebooks (a 256-colour palette keeps photos recognisable and files ~4x smaller)."""
+
+
+def figure_png_bytes(fig: Figure, dpi: float = FIGURE_DPI, *, colors: int | None = None) -> bytes:
+    """PNG bytes of a matplotlib figure (tight bounding box, as a notebook shows it); ``colors``: reduce to a
+    palette of that many colours (smaller files for notebooks; None keeps full colour)."""
     import io as _io
 
     if not hasattr(fig.canvas, "print_figure"):
@@ -1250,7 +1255,16 @@ def figure_png_bytes(fig: Figure, dpi: float = FIGURE_DPI) -> bytes:
         FigureCanvasAgg(fig)
     buf = _io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    return buf.getvalue()
+    if not colors:
+        return buf.getvalue()
+    from PIL import Image
+
+    buf.seek(0)
+    small = Image.open(buf).convert("RGB").quantize(colors=colors, method=Image.Quantize.FASTOCTREE,
+                                                       dither=Image.Dither.NONE)
+    out = _io.BytesIO()
+    small.save(out, format="PNG", optimize=True)
+    return out.getvalue()
 
 
 PLOTLY_RENDERER = "dgkit"
@@ -1266,7 +1280,7 @@ def _register_plotly_renderer() -> None:
 
     class _DgkitRenderer(MimetypeRenderer):
         def to_mimebundle(self, fig_dict):
-            png = figure_png_bytes(plotly_to_matplotlib(fig_dict))
+            png = figure_png_bytes(plotly_to_matplotlib(fig_dict), colors=NOTEBOOK_PNG_COLORS)
             config = dict(fig_dict.get("config", {}))
             config.setdefault("responsive", True)
             return {"application/vnd.plotly.v1+json": {**fig_dict, "config": config},
@@ -1278,7 +1292,7 @@ def _register_plotly_renderer() -> None:
 def setup_notebook() -> None:
     """House style for a notebook: matplotlib figures at :data:`FIGURE_DPI` with readable fonts, and plotly
     figures shown offline (the interactive view for JupyterLab, a static PNG for GitHub, nbconvert HTML and
-    other viewers; never a plotly.js download from a CDN)."""
+    other viewers; never a plotly.js download from a CDN); in IPython, figures are saved as 256-colour PNGs."""
     import matplotlib
     import plotly.io as pio
 
@@ -1287,3 +1301,13 @@ def setup_notebook() -> None:
                                 "ytick.labelsize": MIN_FONTSIZE, "axes.titlesize": 10, "axes.labelsize": 9})
     _register_plotly_renderer()
     pio.renderers.default = PLOTLY_RENDERER
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with Jupyter
+        return
+    shell = get_ipython()
+    if shell is not None:  # matplotlib figures as compact PNGs (same pixels per inch, a 256-colour palette)
+        from matplotlib.figure import Figure as _Figure
+
+        shell.display_formatter.formatters["image/png"].for_type(
+            _Figure, lambda fig: figure_png_bytes(fig, colors=NOTEBOOK_PNG_COLORS))

@@ -169,7 +169,7 @@ class _Snapshot:
             return None
         fig = image_grid(images, titles, size=2.2, ncols=min(len(images), 5),
                          suptitle=f"{type(self).__name__}: static picture of the last state (run the cell to use it)")
-        return figure_png_bytes(fig, dpi=80)
+        return figure_png_bytes(fig, dpi=80, colors=256)
 
     def _repr_mimebundle_(self, **kwargs):
         data = super()._repr_mimebundle_(**kwargs)
@@ -184,6 +184,38 @@ class _Snapshot:
         if png is not None:
             bundle["image/png"] = base64.b64encode(png).decode("ascii")
         return data
+
+
+class _PanelApp(_Snapshot):
+    """Mixin of the apps: ``panels`` (name -> :class:`_Panel`), a status line ``_busy``; the saved picture shows
+    every panel that holds an image."""
+
+    panels: dict
+
+    @property
+    def busy(self) -> bool:
+        """True while the app is working (either phase)."""
+        return self._busy.busy
+
+    def snapshot_images(self):
+        names = [n for n in self.panels if self.panels[n].array is not None]
+        return [self.panels[n].array for n in names], [_caption_text(self.panels[n].caption.value) for n in names]
+
+    def _show_face(self, image: np.ndarray, started: float) -> None:
+        """Show a finished DG face (banner when untrained) and count the update."""
+        self.image = image
+        label = f"DG output ({self.dg.weights.label})" if hasattr(self.dg, "weights") else "DG output"
+        self.panels["DG output"].show(mark_untrained(image, self.untrained), label, warn=self.untrained)
+        self._busy.done(f"ready (DG face {time.perf_counter() - started:.1f} s)")
+        self.n_updates += 1
+        self.error = ""
+        self.message.value = ""
+
+    def _show_error(self, exc: BaseException) -> bool:
+        self.error = error_message(exc)
+        self.message.value = _error_html(exc)
+        self._busy.failed()
+        return False
 
 
 class _Row(_Snapshot, W.HBox):
@@ -500,6 +532,16 @@ class _Deferred:
         self._timer.daemon = True
         self._timer.start()
 
+    def run_now(self, job: Callable[[Callable[[], bool]], Any]) -> Any:
+        """Run ``job`` at once in this thread (superseding anything waiting); returns its result."""
+        result = []
+        saved, self.delay = self.delay, 0.0
+        try:
+            self.request(lambda is_current: result.append(job(is_current)))
+        finally:
+            self.delay = saved
+        return result[0] if result else None
+
     def _run(self, gen: int, job) -> None:
         with self.lock:
             if gen == self.generation:  # superseded requests never start
@@ -513,7 +555,7 @@ def _default_reference() -> dict[str, np.ndarray]:
     return {"astronaut (mirrored)": np.ascontiguousarray(sample_image("astronaut")[:, ::-1])}
 
 
-class ReenactApp(_Snapshot, W.VBox):
+class ReenactApp(_PanelApp, W.VBox):
     """Pick a source and a reference photo, press Reenact, see every stage.
 
     Stages shown (each 256x256): aligned source crop, aligned reference crop, the sketch (DG's target sketch,
@@ -571,14 +613,6 @@ class ReenactApp(_Snapshot, W.VBox):
         ])
         if run_now:
             self.run()
-
-    @property
-    def busy(self) -> bool:
-        return self._busy.busy
-
-    def snapshot_images(self):
-        names = [n for n in self.STAGES if self.panels[n].array is not None]
-        return [self.panels[n].array for n in names], [_caption_text(self.panels[n].caption.value) for n in names]
 
     def _on_click(self, _button=None) -> None:
         if self._running or time.monotonic() - self._finished_at < self.CLICK_GUARD_S:
@@ -696,7 +730,7 @@ def _snap(value: float, spec: _SliderSpec) -> float:
 _SCENE_RANGE = dict(x=(-16, 272), y=(-16, 272), z=(-144, 144))  # fixed axes: the head turns, the view stays
 
 
-class LargePoseApp(_Snapshot, W.VBox):
+class LargePoseApp(_PanelApp, W.VBox):
     """Turn a reference head with sliders and watch DG follow: the paper's large-pose story.
 
     Pose sliders set the reference's absolute head pose (:func:`dgkit.geometry.pose_landmarks`, degrees:
@@ -798,10 +832,6 @@ class LargePoseApp(_Snapshot, W.VBox):
 
     # public API -----------------------------------------------------------------------------------------------
     @property
-    def busy(self) -> bool:
-        return self._busy.busy
-
-    @property
     def values(self) -> dict[str, float]:
         """Current slider values: yaw, pitch, roll (degrees), mouth_open, eyes_open, smile."""
         return {name: float(s.value) for name, s in self.sliders.items()}
@@ -819,17 +849,7 @@ class LargePoseApp(_Snapshot, W.VBox):
         (shown inline)."""
         if not self._shape_phase():
             return False
-        ok = [False]
-
-        def job(is_current):
-            ok[0] = self._face_phase(is_current)
-
-        saved, self._face.delay = self._face.delay, 0.0
-        try:
-            self._face.request(job)
-        finally:
-            self._face.delay = saved
-        return ok[0]
+        return bool(self._face.run_now(self._face_phase))
 
     def snapshot_images(self):
         from .viz import figure_png_bytes, plotly_to_matplotlib
@@ -842,11 +862,8 @@ class LargePoseApp(_Snapshot, W.VBox):
             titles.append("3D reference landmarks")
         except Exception:  # noqa: BLE001 - the 3D picture is optional
             pass
-        for panel in self.panels.values():
-            if panel.array is not None:
-                images.append(panel.array)
-                titles.append(_caption_text(panel.caption.value))
-        return images, titles
+        more, names = super().snapshot_images()
+        return images + more, titles + names
 
     def reset(self) -> None:
         """Sliders back to the reference's own pose and no expression edit; then one update."""
@@ -935,24 +952,12 @@ class LargePoseApp(_Snapshot, W.VBox):
             landmark_code=ref.landmark_code, decoded_landmarks=decoded, target_landmarks=target, sketch=dg_sketch,
             style_code=enc.style_code, image=image, sketch_intensity=getattr(self.dg, "sketch_intensity", "demo"),
             weights=getattr(getattr(self.dg, "weights", None), "label", "unknown"))
-        self.image = image[0]
-        label = f"DG output ({self.dg.weights.label})" if hasattr(self.dg, "weights") else "DG output"
-        self.panels["DG output"].show(mark_untrained(self.image, self.untrained), label, warn=self.untrained)
-        self._busy.done(f"ready (DG face {time.perf_counter() - t0:.1f} s)")
-        self.n_updates += 1
-        self.error = ""
-        self.message.value = ""
+        self._show_face(image[0], t0)
         return True
-
-    def _show_error(self, exc: BaseException) -> bool:
-        self.error = error_message(exc)
-        self.message.value = _error_html(exc)
-        self._busy.failed()
-        return False
 
 
 # --- interpolation app ----------------------------------------------------------------------------------------
-class InterpolationApp(_Snapshot, W.VBox):
+class InterpolationApp(_PanelApp, W.VBox):
     """A slider ``t`` along a path between two references, and the path to take (notebook 04).
 
     Paths: ``"spherical"`` / ``"linear"`` interpolation of the two landmark codes, or ``"landmarks"``: the
@@ -1003,14 +1008,6 @@ class InterpolationApp(_Snapshot, W.VBox):
                           W.HBox(list(self.panels.values()), layout=W.Layout(flex_flow="row wrap"))])
         self.update()
 
-    @property
-    def busy(self) -> bool:
-        return self._busy.busy
-
-    def snapshot_images(self):
-        names = [n for n in self.panels if self.panels[n].array is not None]
-        return [self.panels[n].array for n in names], [_caption_text(self.panels[n].caption.value) for n in names]
-
     def _key(self) -> tuple[str, float]:
         return self.path.value, round(float(self.slider.value), 2)
 
@@ -1018,13 +1015,7 @@ class InterpolationApp(_Snapshot, W.VBox):
         """Both phases for the current t and path, synchronously; False on an error (inline)."""
         if not self._shape_phase():
             return False
-        saved, self._face.delay = self._face.delay, 0.0
-        ok = [False]
-        try:
-            self._face.request(lambda is_current: ok.__setitem__(0, self._face_phase(is_current)))
-        finally:
-            self._face.delay = saved
-        return ok[0]
+        return bool(self._face.run_now(self._face_phase))
 
     def _schedule(self) -> None:
         if self._face.delay <= 0:
@@ -1066,15 +1057,5 @@ class InterpolationApp(_Snapshot, W.VBox):
             return self._show_error(exc)
         if not is_current():
             return False
-        self.image = self._faces[key]
-        label = f"DG output ({self.dg.weights.label})" if hasattr(self.dg, "weights") else "DG output"
-        self.panels["DG output"].show(mark_untrained(self.image, self.untrained), label, warn=self.untrained)
-        self._busy.done(f"ready (DG face {time.perf_counter() - t0:.1f} s)")
-        self.n_updates += 1
+        self._show_face(self._faces[key], t0)
         return True
-
-    def _show_error(self, exc: BaseException) -> bool:
-        self.error = error_message(exc)
-        self.message.value = _error_html(exc)
-        self._busy.failed()
-        return False

@@ -321,3 +321,45 @@ def test_notebook_renderer_is_offline_with_a_png_fallback(face):
     import base64
 
     assert base64.b64decode(bundle["image/png"])[:4] == b"\x89PNG"
+
+
+def test_notebook_pngs_use_a_palette_and_stay_small():
+    fig = viz.image_grid([np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)] * 2)
+    full, small = viz.figure_png_bytes(fig), viz.figure_png_bytes(fig, colors=viz.NOTEBOOK_PNG_COLORS)
+    from PIL import Image
+    import io
+
+    img = Image.open(io.BytesIO(small))
+    assert img.mode == "P" and len(small) < len(full)
+    assert img.size == Image.open(io.BytesIO(full)).size
+
+
+def test_loss_curves_figure_keeps_the_legend_outside_the_curves(tmp_path):
+    log = tmp_path / "losses.csv"
+    keys = [f"loss_{i}" for i in range(10)]
+    rows = ["step,time_s," + ",".join(keys)] + [f"{s},0.1," + ",".join(str(1 / (s + k + 1)) for k in range(10))
+                                                 for s in range(5)]
+    log.write_text("\n".join(rows) + "\n")
+    fig = viz.loss_curves_figure({"IDSG": log, "RFG": log})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == keys
+    fig.draw_without_rendering()
+    r = fig.canvas.get_renderer()
+    assert ax.get_legend().get_window_extent(r).x0 >= ax.get_window_extent(r).x1 - 1  # right of the axes
+    assert len({(line.get_color(), line.get_linestyle()) for line in ax.get_lines()}) == 10
+    assert viz.text_overflow(fig) == []
+
+
+def test_eye_correction_figure_numbers_points_and_draws_the_moves(face):
+    from dgkit.eyes import correct_eyes
+    from dgkit.geometry import edit_expression
+
+    closed = edit_expression(face, eyes_open=-0.8)[:, :2]
+    corrected = correct_eyes(face[:, :2], closed)
+    fig = viz.eye_correction_figure(face[:, :2], corrected, closed)
+    eye = fig.axes[1]
+    labels = {t.get_text() for t in eye.texts}
+    assert {str(i) for i in range(36, 42)} <= labels
+    arrows = [c for c in eye.texts if getattr(c, "arrow_patch", None) is not None]
+    assert len(arrows) == 2  # points 37 and 38 move
+    assert "upper lid = lower lid" in fig._suptitle.get_text()
