@@ -159,8 +159,9 @@ def has_untrained_banner(obj: Any) -> bool:
 
 def untrained_note(what: str = "") -> str:
     """The sentence every figure-level UNTRAINED mark carries."""
-    tail = f": {what}" if what else ""
-    return f"{UNTRAINED_LABEL} (synthetic, random networks){tail}. Values would change with the official weights."
+    if what:
+        return f"{UNTRAINED_LABEL}: {what} would be different with trained weights"
+    return f"{UNTRAINED_LABEL}: made by random networks; trained weights would give different values"
 
 
 def mark_untrained(obj: Any, untrained: bool = True, *, what: str = "") -> Any:
@@ -189,8 +190,8 @@ def mark_untrained(obj: Any, untrained: bool = True, *, what: str = "") -> Any:
             top = (obj.layout.margin.t or 10) if obj.layout.margin else 10
             obj.update_layout(margin={"t": max(top, 30) + 24})
         return obj
-    if hasattr(obj, "axes") and hasattr(obj, "suptitle"):  # matplotlib Figure
-        if not has_untrained_banner(obj):
+    if hasattr(obj, "axes") and hasattr(obj, "suptitle"):  # matplotlib Figure: its own line above the title
+        if getattr(obj, "_suptitle", None) is None or obj._suptitle.get_gid() != UNTRAINED_GID:
             old = obj._suptitle
             title = old.get_text() if old is not None else ""
             size = old.get_fontsize() if old is not None else 10
@@ -336,7 +337,10 @@ def _drawn_texts(fig: Figure) -> list:
         if ax.get_legend() is not None:
             texts += list(ax.get_legend().get_texts())
         if ax.axison:
-            texts += [ax.xaxis.label, ax.yaxis.label, *ax.get_xticklabels(), *ax.get_yticklabels()]
+            texts += [ax.xaxis.label, ax.yaxis.label]
+            for axis in (ax.xaxis, ax.yaxis):  # only the ticks inside the view are drawn
+                lo, hi = sorted(axis.get_view_interval())
+                texts += [t.label1 for t in axis.get_major_ticks() if lo <= t.get_loc() <= hi]
     return [t for t in texts if t.get_visible() and t.get_text()]
 
 
@@ -832,12 +836,13 @@ def sketch_hidden_figure(landmarks: Any, *, size: float = 3.4, title: str = "wha
     a.scatter(lm[shown, 0], lm[shown, 1], s=12, color=ROLE_COLORS["target"], label=f"drawn ({len(shown)})")
     a.scatter(lm[hidden, 0], lm[hidden, 1], s=28, marker="x", color=color(1), label=f"hidden ({len(hidden)})")
     xt = np.trunc(lm[:, 0])
-    eye_y = float(lm[36:48, 1].min()) - 14
-    for (i, j), dy, c in (((36, 42), 0.0, color(0)), ((39, 45), -12.0, color(4))):
+    eye_y = float(lm[36:48, 1].min()) - 12
+    for (i, j), dy, c in (((36, 42), 0.0, color(0)), ((39, 45), -20.0, color(4))):
         y = eye_y + dy
         a.annotate("", xy=(lm[j, 0], y), xytext=(lm[i, 0], y), arrowprops={"arrowstyle": "<->", "color": c, "lw": 1.4})
-        a.text((lm[i, 0] + lm[j, 0]) / 2, y - 2, f"x{j}-x{i} = {xt[j] - xt[i]:.0f}", ha="center", va="bottom",
-               fontsize=MIN_FONTSIZE, color=c)
+        left = float(min(lm[i, 0], lm[j, 0]))
+        a.text(left - 4, y, f"x{j}-x{i} = {xt[j] - xt[i]:.0f} px", ha="right", va="center", fontsize=MIN_FONTSIZE,
+               color=c, bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})
     a.set_title(f"branch: {branch} (a half is hidden when a distance <= {HIDE_THRESHOLD_PX} px)", fontsize=9)
     a.set_xlabel("x (crop pixels)")
     a.set_ylabel("y (crop pixels)")

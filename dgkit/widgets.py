@@ -156,6 +156,7 @@ class _Snapshot:
     never the widget's repr, wherever the live widget cannot render (GitHub, nbconvert HTML, no kernel)."""
 
     placeholder = "run the cell to start the app (a picture of its last state is saved with the notebook)"
+    app_name = ""  # the name in the saved picture's title (default: the class name)
 
     def snapshot_images(self) -> tuple[list[np.ndarray], list[str]]:  # pragma: no cover - overridden
         return [], []
@@ -168,7 +169,8 @@ class _Snapshot:
         if not images:
             return None
         fig = image_grid(images, titles, size=2.2, ncols=min(len(images), 5),
-                         suptitle=f"{type(self).__name__}: static picture of the last state (run the cell to use it)")
+                         suptitle=f"{self.app_name or type(self).__name__}: static picture of the last state "
+                                  "(run the cell to use it)")
         return figure_png_bytes(fig, dpi=80, colors=256)
 
     def _repr_mimebundle_(self, **kwargs):
@@ -176,7 +178,7 @@ class _Snapshot:
         bundle = data[0] if isinstance(data, tuple) else data
         if bundle is None:
             return data
-        bundle["text/plain"] = f"{type(self).__name__}: {self.placeholder}"
+        bundle["text/plain"] = f"{self.app_name or type(self).__name__}: {self.placeholder}"
         try:
             png = self.snapshot_png()
         except Exception:  # noqa: BLE001 - a picture is a courtesy; never break the display
@@ -220,6 +222,9 @@ class _PanelApp(_Snapshot):
 
 class _Row(_Snapshot, W.HBox):
     """Widgets side by side, wrapping on narrow windows; saved notebooks keep a picture of its pictures."""
+
+    app_name = "pickers"
+    placeholder = "run the cell to show the widgets (a picture of their images is saved with the notebook)"
 
     def snapshot_images(self):
         images, titles = [], []

@@ -190,9 +190,10 @@ def lab(tmp_path: Path, request: pytest.FixtureRequest):
         server.stop()
 
 
-def _panel_image(page, caption_start: str):
-    """The <img> of the app panel whose caption starts with ``caption_start``."""
-    panel = page.locator(".widget-vbox").filter(
+def _panel_image(page, caption_start: str, root=None):
+    """The <img> of the app panel whose caption starts with ``caption_start`` (inside ``root``, default: page)."""
+    root = root or page
+    panel = root.locator(".widget-vbox").filter(
         has=page.locator(".widget-html", has_text=caption_start)).filter(has=page.locator("img")).last
     return panel.locator("img").first
 
@@ -292,7 +293,8 @@ def test_large_pose_app_reacts_to_slider_in_jupyterlab(lab: _Lab):
             sketch_caption = page.locator(".widget-html", has_text="sketch:").first
             expect(sketch_caption).to_contain_text("frontal", timeout=60_000)
             expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
-            dg_img, sketch_img = _panel_image(page, "DG output"), _panel_image(page, "sketch:")
+            app = page.locator(".jp-OutputArea-output").filter(has=page.locator(".widget-slider")).first
+            dg_img, sketch_img = _panel_image(page, "DG output", app), _panel_image(page, "sketch:", app)
             before = (dg_img.evaluate(JS_IMAGE_HASH), sketch_img.evaluate(JS_IMAGE_HASH))
             page.screenshot(path=str(ARTIFACTS / "large_pose_before.png"), full_page=True)
 
