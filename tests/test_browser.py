@@ -268,6 +268,9 @@ def _check_layout(page, width: int) -> None:
     page.set_viewport_size({"width": width, "height": 1100})
     page.wait_for_timeout(1500)
     page.screenshot(path=str(ARTIFACTS / f"layout_{width}.png"), full_page=True)
+    page.get_by_role("button", name="Reenact").scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / f"layout_{width}_reenact.png"))
     info = page.evaluate(JS_LAYOUT)
     (ARTIFACTS / f"layout_{width}.json").write_text(json.dumps(info))
     assert info["squares"], "no widget images found"
