@@ -462,19 +462,22 @@ def landmarks_3d(sets: Mapping[str, Any], *, title: str = "", frame: str = CROP_
     return mark_untrained(fig, untrained)
 
 
-def draw_landmarks(ax: Axes, sets: Mapping[str, Any], *, markers: bool = True, linewidth: float = 1.2,
+def draw_landmarks(ax: Axes, sets: Mapping[str, Any], *, markers: bool = True,
+                   linewidth: float | Sequence[float] = 1.2,
                    start_color: int = 0, styles: Sequence[str] | None = None,
                    colors: Sequence[str] | None = None, alpha: float = 1.0) -> None:
     """Draw landmark sets (face-part lines + points) onto an existing axis, one colour (:func:`role_color`:
     reference, source and target keep their colours in every figure) and legend entry per set.
     ``styles``: optional matplotlib line styles per set (e.g. "-", "--", ":"); ``colors``: explicit colours
-    per set instead of the role colours."""
+    per set instead of the role colours; ``linewidth``: one width or one per set (wider first keeps sets that
+    coincide visible under the narrower ones)."""
     for i, (name, pts) in enumerate(sets.items()):
         lm = _as_landmarks(pts, name=str(name))
         c = colors[i % len(colors)] if colors else role_color(str(name), start_color + i)
         ls = styles[i % len(styles)] if styles else "-"
+        lw = linewidth[i % len(linewidth)] if isinstance(linewidth, Sequence) else linewidth
         for k, line in enumerate(part_polylines(lm)):
-            ax.plot(line[:, 0], line[:, 1], color=c, lw=linewidth, ls=ls, alpha=alpha,
+            ax.plot(line[:, 0], line[:, 1], color=c, lw=lw, ls=ls, alpha=alpha,
                     label=str(name) if k == 0 else None)
         if markers:
             ax.scatter(lm[:, 0], lm[:, 1], s=6, color=c, zorder=3, linewidths=0, alpha=alpha)
@@ -482,7 +485,8 @@ def draw_landmarks(ax: Axes, sets: Mapping[str, Any], *, markers: bool = True, l
 
 def overlay_landmarks(image: Any, sets: Mapping[str, Any], *, ax: Axes | None = None, title: str = "",
                       frame: str = CROP_FRAME, untrained: bool = False, legend: bool = True,
-                      size: float = 4.0) -> Figure:
+                      size: float = 4.0, styles: Sequence[str] | None = None,
+                      linewidths: Sequence[float] | None = None) -> Figure:
     """Landmark sets drawn over an image (x, y in the image's pixels; z, if any, ignored).
 
     Args:
@@ -491,6 +495,7 @@ def overlay_landmarks(image: Any, sets: Mapping[str, Any], *, ax: Axes | None = 
         sets: name -> (68,2|3) landmarks in that image's pixels.
         ax: draw into this axis (its figure is returned) instead of a new figure.
         frame: the pixel frame, for the axis labels ("crop pixels", "image pixels").
+        styles, linewidths: optional line style and width per set (so that sets that coincide stay visible).
     Returns:
         the matplotlib Figure.
     """
@@ -517,7 +522,7 @@ def overlay_landmarks(image: Any, sets: Mapping[str, Any], *, ax: Axes | None = 
         if untrained:
             add_untrained_banner(ax)
     lims = (ax.get_xlim(), ax.get_ylim())
-    draw_landmarks(ax, sets)
+    draw_landmarks(ax, sets, styles=styles, linewidth=list(linewidths) if linewidths else 1.2)
     ax.set_xlim(*lims[0])
     ax.set_ylim(*lims[1])
     if legend and sets:
