@@ -112,9 +112,9 @@ def sketch_with_hidden(landmarks: np.ndarray, kind: str = "target") -> tuple[np.
     return rgb, branch, hidden
 
 
-def _fixed(width: str) -> W.Layout:
-    """A layout that never shrinks below ``width`` (rows wrap instead of squashing their children)."""
-    return W.Layout(width=width, min_width=width, flex="0 0 auto")
+def _blank_png() -> bytes:
+    """A plain light-grey picture for empty panels (an empty value shows as a broken-image icon)."""
+    return image_to_png(np.full((8, 8, 3), 240, np.uint8))
 
 
 def _caption_text(html_value: str) -> str:
@@ -128,7 +128,7 @@ class _Panel(W.VBox):
 
     def __init__(self, caption: str, size: int = PANEL_SIZE):
         self.caption = W.HTML(f"<b>{html.escape(caption)}</b>", layout=W.Layout(width=f"{size}px"))
-        self.view = W.Image(format="png", width=size, height=size,
+        self.view = W.Image(value=_blank_png(), format="png", width=size, height=size,
                             layout=W.Layout(width=f"{size}px", height=f"{size}px", min_width=f"{size}px",
                                             object_fit="contain", border="1px solid #ccc"))
         self.array: np.ndarray | None = None
@@ -140,13 +140,13 @@ class _Panel(W.VBox):
             style = f' style="{_ERROR_STYLE}"' if warn else ""
             self.caption.value = f"<b{style}>{html.escape(caption)}</b>"
         self.array = None if image is None else np.asarray(image)
-        self.view.value = b"" if image is None else image_to_png(self.array)
+        self.view.value = _blank_png() if image is None else image_to_png(self.array)
 
     def clear(self, note: str) -> None:
         """Empty the image and grey the caption (a result that no longer belongs to the inputs)."""
         title = _caption_text(self.caption.value).split(" (")[0]
         self.array = None
-        self.view.value = b""
+        self.view.value = _blank_png()
         self.caption.value = f'<b style="color:#888">{html.escape(title)} ({html.escape(note)})</b>'
 
 
