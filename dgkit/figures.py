@@ -71,14 +71,16 @@ def _reference_set(references: Any) -> np.ndarray:
     return arr
 
 
-FIGURE_DPI = 100
+FIGURE_DPI = viz.FIGURE_DPI
 
 
-def freeze_layout(fig: Figure, dpi: float = FIGURE_DPI) -> Figure:
-    """Run the constrained layout once at a fixed dpi and keep it: matplotlib's constrained layout is
-    iterative (each draw starts from the last one), so without this two renders of the same figure, or a
-    figure and its rebuild, can differ by a pixel. Returns ``fig``."""
+def freeze_layout(fig: Figure, dpi: float = FIGURE_DPI, *, untrained: bool = False) -> Figure:
+    """Apply the house style (:func:`dgkit.viz.finish`: readable fonts, titles wrapped to fit, the UNTRAINED
+    mark when ``untrained``), then run the constrained layout once at a fixed dpi and keep it: matplotlib's
+    constrained layout is iterative (each draw starts from the last one), so without this two renders of the
+    same figure, or a figure and its rebuild, can differ by a pixel. Returns ``fig``."""
     fig.set_dpi(dpi)
+    viz.finish(fig, untrained=untrained, what="every DG image in this figure")
     fig.draw_without_rendering()
     fig.set_layout_engine("none")
     return fig
@@ -131,7 +133,7 @@ def source_reference_grid(dg, sources: Any, references: Any, *, source_titles: S
     fig, axes = viz.new_figure(per * n + 1, m + 1, size=size)
     corner = axes[0, 0]
     corner.set_axis_off()
-    corner.text(0.5, 0.5, "source ↓\nreference →", ha="center", va="center", fontsize=8, transform=corner.transAxes)
+    corner.text(0.5, 0.5, "source ↓\nreference →", ha="center", va="center", fontsize=9, transform=corner.transAxes)
     for j in range(m):
         ax = axes[0, j + 1]
         if reference_images is not None:
@@ -156,7 +158,7 @@ def source_reference_grid(dg, sources: Any, references: Any, *, source_titles: S
             for j in range(m):
                 viz.show_image(axes[row + 1, j + 1], warp_to_landmarks(src[i], src_lm[i], refs[j][:, :2]))
     fig.suptitle(title or f"DG reenactment: sources x references (weights: {dg.weights.label})", fontsize=10)
-    return freeze_layout(fig)
+    return freeze_layout(fig, untrained=untrained)
 
 
 _ROW_TITLES = {"reference": "reference", "sketch": "target sketch", "image": "DG output", "target": "target"}
@@ -183,7 +185,7 @@ def _strip(columns: Sequence[str], rows: dict[str, list[Any]], *, untrained_rows
             if c == 0:
                 _label_axis(ax, _ROW_TITLES.get(name, name))
     fig.suptitle(title, fontsize=10)
-    return freeze_layout(fig)
+    return freeze_layout(fig, untrained=bool(untrained_rows))
 
 
 def interpolation_strip(result: Any, *, rows: Sequence[str] = ("reference", "sketch", "image"), size: float = 1.6,
@@ -237,7 +239,7 @@ def pose_sweep_strip(sweep: Any, *, rows: Sequence[str] = ("reference", "sketch"
             raise InputError(f"unknown row {row!r}; use 'reference', 'sketch' or 'image'")
     weights = res.weights if res is not None else "no DG run"
     untrained = ("sketch", "image") if res is not None and viz.is_untrained(res.weights) else ()
-    return _strip([f"{sweep.axis} {a:+.0f}°" for a in sweep.angles], content, untrained_rows=untrained,
+    return _strip([f"{sweep.axis} {viz.signed_degrees(a)}" for a in sweep.angles], content, untrained_rows=untrained,
                   title=title or f"{sweep.axis} sweep (weights: {weights})", size=size, source=source)
 
 

@@ -10,8 +10,16 @@ without a browser: tests set a slider's ``.value`` or call a loader and check th
 * :class:`LargePoseApp`: yaw/pitch/roll and expression sliders on 3D reference landmarks -> live 3D plot,
   the sketch with its hidden half, and the reenacted face (the source is encoded once).
 
-Images are shown as fixed-size ``ipywidgets.Image`` PNGs; DG images made with untrained (synthetic) weights
-carry a red "UNTRAINED weights" banner burnt into the pixels, so screenshots keep the warning.
+* :class:`InterpolationApp`: a slider along a path between two references' landmark codes.
+
+Images are shown as fixed-size ``ipywidgets.Image`` PNGs that keep their aspect ratio; rows wrap on narrow
+windows. DG images made with untrained (synthetic) weights carry a red "UNTRAINED weights" banner burnt into
+the pixels (:func:`dgkit.viz.mark_untrained`), so screenshots keep the warning.
+
+Responsiveness: after a slider move the apps show the fast panels at once (landmarks, 3D plot, sketches, the
+warp baseline) and the DG face when the generator has finished, in a worker thread; a newer slider value
+supersedes an older one that has not started (latest wins). A saved notebook keeps a static picture of each
+app's last state (``image/png`` next to the live widget) and a one-line placeholder instead of the repr.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import ipywidgets as W
 import numpy as np
 
 from .errors import DgkitError, ImageReadError, InputError
+from .viz import UNTRAINED_LABEL, mark_untrained, stamp_banner
 
 __all__ = [
     "ImagePicker",
@@ -41,9 +50,11 @@ __all__ = [
     "image_to_png",
     "stamp_banner",
     "sketch_with_hidden",
+    "InterpolationApp",
+    "side_by_side",
 ]
 
-UNTRAINED_TEXT = "UNTRAINED weights"
+UNTRAINED_TEXT = UNTRAINED_LABEL
 PANEL_SIZE = 256  # displayed side of every stage image (px)
 _ERROR_STYLE = "color:#C00000;font-weight:bold"
 
@@ -70,21 +81,6 @@ def image_to_png(image: np.ndarray) -> bytes:
     if not ok:  # pragma: no cover - OpenCV fails only on empty images
         raise InputError(f"could not encode an image of shape {arr.shape} as PNG")
     return buf.tobytes()
-
-
-def stamp_banner(image: np.ndarray, text: str = UNTRAINED_TEXT, color: tuple[int, int, int] = (192, 0, 0)) -> np.ndarray:
-    """A copy of an RGB uint8 image with a coloured banner and white ``text`` across its top."""
-    out = np.array(image, dtype=np.uint8, copy=True)
-    if out.ndim == 2:
-        out = np.repeat(out[..., None], 3, axis=2)
-    h, w = out.shape[:2]
-    band = max(12, h // 12)
-    out[:band] = color
-    scale = band / 30.0
-    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    org = (max(2, (w - tw) // 2), (band + th) // 2)
-    cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
-    return out
 
 
 def sketch_with_hidden(landmarks: np.ndarray, kind: str = "target") -> tuple[np.ndarray, str, tuple[int, ...]]:
@@ -116,15 +112,27 @@ def sketch_with_hidden(landmarks: np.ndarray, kind: str = "target") -> tuple[np.
     return rgb, branch, hidden
 
 
+def _blank_png() -> bytes:
+    """A plain light-grey picture for empty panels (an empty value shows as a broken-image icon)."""
+    return image_to_png(np.full((8, 8, 3), 240, np.uint8))
+
+
+def _caption_text(html_value: str) -> str:
+    import re
+
+    return html.unescape(re.sub(r"<[^>]+>", "", html_value))
+
+
 class _Panel(W.VBox):
-    """A caption above a fixed-size PNG image."""
+    """A caption above a fixed-size PNG image (never squashed: the image keeps its square shape)."""
 
     def __init__(self, caption: str, size: int = PANEL_SIZE):
-        self.caption = W.HTML(f"<b>{html.escape(caption)}</b>")
-        self.view = W.Image(format="png", width=size, height=size,
-                            layout=W.Layout(width=f"{size}px", height=f"{size}px", border="1px solid #ccc"))
+        self.caption = W.HTML(f"<b>{html.escape(caption)}</b>", layout=W.Layout(width=f"{size}px"))
+        self.view = W.Image(value=_blank_png(), format="png", width=size, height=size,
+                            layout=W.Layout(width=f"{size}px", height=f"{size}px", min_width=f"{size}px",
+                                            object_fit="contain", border="1px solid #ccc"))
         self.array: np.ndarray | None = None
-        super().__init__([self.caption, self.view], layout=W.Layout(margin="0 6px 0 0"))
+        super().__init__([self.caption, self.view], layout=W.Layout(margin="0 6px 6px 0", flex="0 0 auto"))
 
     def show(self, image: np.ndarray | None, caption: str | None = None, *, warn: bool = False) -> None:
         """Show ``image`` (None clears it); ``warn`` colours the caption red."""
@@ -132,7 +140,105 @@ class _Panel(W.VBox):
             style = f' style="{_ERROR_STYLE}"' if warn else ""
             self.caption.value = f"<b{style}>{html.escape(caption)}</b>"
         self.array = None if image is None else np.asarray(image)
-        self.view.value = b"" if image is None else image_to_png(self.array)
+        self.view.value = _blank_png() if image is None else image_to_png(self.array)
+
+    def clear(self, note: str) -> None:
+        """Empty the image and grey the caption (a result that no longer belongs to the inputs)."""
+        title = _caption_text(self.caption.value).split(" (")[0]
+        self.array = None
+        self.view.value = _blank_png()
+        self.caption.value = f'<b style="color:#888">{html.escape(title)} ({html.escape(note)})</b>'
+
+
+# --- static pictures for saved notebooks -----------------------------------------------------------------------
+class _Snapshot:
+    """Mixin for apps: a saved notebook shows a static PNG of the app's last state (and a one-line text),
+    never the widget's repr, wherever the live widget cannot render (GitHub, nbconvert HTML, no kernel)."""
+
+    placeholder = "run the cell to start the app (a picture of its last state is saved with the notebook)"
+    app_name = ""  # the name in the saved picture's title (default: the class name)
+
+    def snapshot_images(self) -> tuple[list[np.ndarray], list[str]]:  # pragma: no cover - overridden
+        return [], []
+
+    def snapshot_png(self) -> bytes | None:
+        """PNG bytes of the app's current panels (None when nothing is shown yet)."""
+        from .viz import figure_png_bytes, image_grid
+
+        images, titles = self.snapshot_images()
+        if not images:
+            return None
+        fig = image_grid(images, titles, size=2.2, ncols=min(len(images), 5),
+                         suptitle=f"{self.app_name or type(self).__name__}: static picture of the last state "
+                                  "(run the cell to use it)")
+        return figure_png_bytes(fig, dpi=80, colors=256)
+
+    def _repr_mimebundle_(self, **kwargs):
+        data = super()._repr_mimebundle_(**kwargs)
+        bundle = data[0] if isinstance(data, tuple) else data
+        if bundle is None:
+            return data
+        bundle["text/plain"] = f"{self.app_name or type(self).__name__}: {self.placeholder}"
+        try:
+            png = self.snapshot_png()
+        except Exception:  # noqa: BLE001 - a picture is a courtesy; never break the display
+            png = None
+        if png is not None:
+            bundle["image/png"] = base64.b64encode(png).decode("ascii")
+        return data
+
+
+class _PanelApp(_Snapshot):
+    """Mixin of the apps: ``panels`` (name -> :class:`_Panel`), a status line ``_busy``; the saved picture shows
+    every panel that holds an image."""
+
+    panels: dict
+
+    @property
+    def busy(self) -> bool:
+        """True while the app is working (either phase)."""
+        return self._busy.busy
+
+    def snapshot_images(self):
+        names = [n for n in self.panels if self.panels[n].array is not None]
+        return [self.panels[n].array for n in names], [_caption_text(self.panels[n].caption.value) for n in names]
+
+    def _show_face(self, image: np.ndarray, started: float) -> None:
+        """Show a finished DG face (banner when untrained) and count the update."""
+        self.image = image
+        label = f"DG output ({self.dg.weights.label})" if hasattr(self.dg, "weights") else "DG output"
+        self.panels["DG output"].show(mark_untrained(image, self.untrained), label, warn=self.untrained)
+        self._busy.done(f"ready (DG face {time.perf_counter() - started:.1f} s)")
+        self.n_updates += 1
+        self.error = ""
+        self.message.value = ""
+
+    def _show_error(self, exc: BaseException) -> bool:
+        self.error = error_message(exc)
+        self.message.value = _error_html(exc)
+        self._busy.failed()
+        return False
+
+
+class _Row(_Snapshot, W.HBox):
+    """Widgets side by side, wrapping on narrow windows; saved notebooks keep a picture of its pictures."""
+
+    app_name = "pickers"
+    placeholder = "run the cell to show the widgets (a picture of their images is saved with the notebook)"
+
+    def snapshot_images(self):
+        images, titles = [], []
+        for child in self.children:
+            if hasattr(child, "snapshot_images"):
+                i, t = child.snapshot_images()
+                images += i
+                titles += t
+        return images, titles
+
+
+def side_by_side(*widgets: W.Widget) -> W.HBox:
+    """Widgets in a row that wraps when the window is narrow (pickers, apps)."""
+    return _Row(list(widgets), layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))
 
 
 # --- webcam ---------------------------------------------------------------------------------------------------
@@ -207,7 +313,7 @@ def _read_image_bytes(data: bytes, name: str) -> np.ndarray:
     return read_image(pil)
 
 
-class ImagePicker(W.VBox):
+class ImagePicker(_Snapshot, W.VBox):
     """Choose one image: a built-in sample, a file path, an upload, or a webcam snapshot.
 
     Args:
@@ -232,33 +338,55 @@ class ImagePicker(W.VBox):
         self.image: np.ndarray | None = None
         self.origin = ""
         self.error = ""
+        self.description = description
         self.title = W.HTML(f"<b>{html.escape(description)}</b>")
         self.gallery = W.Dropdown(options=["(choose)", *sample_names(), *self._extra], value="(choose)",
-                                  description="sample", layout=W.Layout(width="260px"))
-        self.path = W.Text(placeholder="path/to/photo.jpg", description="path", layout=W.Layout(width="260px"))
-        self.load_button = W.Button(description="Load", layout=W.Layout(width="60px"))
-        self.upload = W.FileUpload(accept="image/*", multiple=False, description="Upload")
-        self.status = W.HTML("")
+                                  description="sample", style={"description_width": "48px"},
+                                  layout=W.Layout(width="300px", min_width="220px"))
+        self.path = W.Text(placeholder="path/to/photo.jpg", description="path", style={"description_width": "48px"},
+                           layout=W.Layout(width="230px", min_width="160px"))
+        self.load_button = W.Button(description="Load", tooltip="load the file at this path",
+                                    layout=W.Layout(width="auto", min_width="64px", flex="0 0 auto"))
+        self.upload = W.FileUpload(accept="image/*", multiple=False, description="Upload",
+                                   layout=W.Layout(width="auto", min_width="100px"))
+        self.status = W.HTML("", layout=W.Layout(max_width="480px"))
         self.preview = W.Image(format="png", width=preview_size, height=preview_size,
                                layout=W.Layout(width=f"{preview_size}px", height=f"{preview_size}px",
+                                               min_width=f"{preview_size}px", flex="0 0 auto",
                                                object_fit="contain", border="1px solid #ccc"))
         self.camera = CameraWidget() if (webcam and CameraWidget is not None) else None
 
         self.gallery.observe(self._on_gallery, names="value")
         self.load_button.on_click(lambda _: self.load_path(self.path.value))
         self.upload.observe(self._on_upload, names="value")
-        controls = [self.title, self.gallery, W.HBox([self.path, self.load_button]), self.upload]
+        controls = [self.title, self.gallery,
+                    W.HBox([self.path, self.load_button], layout=W.Layout(flex_flow="row wrap")), self.upload]
         if self.camera is not None:
             self.camera.observe(self._on_camera, names=["snapshot", "error"])
             controls.append(self.camera)
         elif webcam:
             controls.append(W.HTML("<i>webcam unavailable: install anywidget</i>"))
-        super().__init__([W.HBox([W.VBox(controls), self.preview]), self.status],
-                         layout=W.Layout(border="1px solid #ddd", padding="4px", margin="2px"))
+        super().__init__([W.HBox([W.VBox(controls, layout=W.Layout(flex="0 1 auto", min_width="300px")),
+                                  self.preview], layout=W.Layout(flex_flow="row wrap", align_items="flex-start")),
+                          self.status],
+                         layout=W.Layout(border="1px solid #ddd", padding="4px", margin="2px", flex="0 1 auto"))
         if default is not None:
             self.gallery.value = default  # loads through the observer
 
     # public API -----------------------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """A short name of the current image for messages: the file name, the upload's name or the sample."""
+        kind, _, what = self.origin.partition(": ")
+        if kind == "file":
+            return Path(what).name
+        return what or kind or "(none)"
+
+    def snapshot_images(self):
+        if self.image is None:
+            return [], []
+        return [_thumbnail(self.image, 256)], [f"{self.description}: {self.name}"]
+
     def on_change(self, callback: Callable[[np.ndarray], Any]) -> None:
         """Call ``callback(image)`` after every successful load (image: RGB uint8 ``(H,W,3)``)."""
         self._callbacks.append(callback)
@@ -267,8 +395,11 @@ class ImagePicker(W.VBox):
         """Load a gallery entry; returns False (and shows the error inline) when it fails."""
         from .io import sample_image
 
-        return self._load(lambda: self._extra[name].copy() if name in self._extra else sample_image(name),
-                          f"sample: {name}")
+        ok = self._load(lambda: self._extra[name].copy() if name in self._extra else sample_image(name),
+                        f"sample: {name}")
+        if ok:
+            self.path.value = ""  # a path typed earlier no longer describes the image
+        return ok
 
     def load_path(self, path: str | Path) -> bool:
         """Load an image file (any format :func:`dgkit.io.read_image` reads); False + inline error on failure."""
@@ -282,7 +413,10 @@ class ImagePicker(W.VBox):
 
     def load_bytes(self, data: bytes, name: str = "upload") -> bool:
         """Load an encoded image file's bytes (JPEG, PNG, ...); False + inline error on failure."""
-        return self._load(lambda: _read_image_bytes(bytes(data), name), f"upload: {name}")
+        ok = self._load(lambda: _read_image_bytes(bytes(data), name), f"upload: {name}")
+        if ok:
+            self.path.value = ""
+        return ok
 
     def set_image(self, image: np.ndarray, origin: str = "array") -> bool:
         """Use an RGB array directly (see :func:`dgkit.io.read_image` for accepted arrays)."""
@@ -338,22 +472,85 @@ def _thumbnail(image: np.ndarray, side: int) -> np.ndarray:
 
 # --- busy indicator -------------------------------------------------------------------------------------------
 class _Busy:
-    """An HTML line that says "working..." while a block runs and the time it took afterwards."""
+    """A status line: "working..." while a block runs, then the time it took, or "failed" (plain text and a CSS
+    spinner; no emoji, which some systems draw as an empty box)."""
+
+    _SPIN = ('<span style="display:inline-block;width:10px;height:10px;border:2px solid #0072B2;'
+             'border-right-color:transparent;border-radius:50%;animation:dgkit-spin 0.8s linear infinite;'
+             'vertical-align:middle"></span><style>@keyframes dgkit-spin{to{transform:rotate(360deg)}}</style>')
 
     def __init__(self):
-        self.widget = W.HTML("")
+        self.widget = W.HTML("", layout=W.Layout(min_width="140px"))
         self.busy = False
+        self.state = ""
+
+    def working(self, text: str = "working") -> None:
+        self.busy, self.state = True, "working"
+        self.widget.value = f'{self._SPIN} <span style="color:#0072B2">{html.escape(text)}&hellip;</span>'
+
+    def done(self, text: str) -> None:
+        self.busy, self.state = False, "ready"
+        self.widget.value = f'<span style="color:#555">{html.escape(text)}</span>'
+
+    def failed(self, text: str = "failed") -> None:
+        self.busy, self.state = False, "failed"
+        self.widget.value = f'<span style="{_ERROR_STYLE}">{html.escape(text)}</span>'
 
     def __enter__(self):
-        self.busy = True
         self._t0 = time.perf_counter()
-        self.widget.value = '<span style="color:#0072B2">&#8987; working&hellip;</span>'
+        self.working()
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        self.busy = False
-        self.widget.value = f'<span style="color:#555">ready ({time.perf_counter() - self._t0:.1f} s)</span>'
+        if exc_type is None:
+            self.done(f"ready ({time.perf_counter() - self._t0:.1f} s)")
+        else:
+            self.failed(f"failed after {time.perf_counter() - self._t0:.1f} s")
         return False
+
+
+class _Deferred:
+    """The slow phase of an app (the DG face): run ``delay`` seconds after the last request, in a worker thread,
+    newest request only (latest wins); with ``delay <= 0`` it runs at once in the caller's thread."""
+
+    def __init__(self, delay: float, lock: threading.Lock):
+        self.delay = float(delay)
+        self.lock = lock
+        self.generation = 0
+        self._timer: threading.Timer | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self._timer is not None and self._timer.is_alive()
+
+    def request(self, job: Callable[[Callable[[], bool]], Any]) -> None:
+        """Run ``job(is_current)``; ``is_current()`` tells the job whether a newer request has come since."""
+        self.generation += 1
+        gen = self.generation
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.delay <= 0:
+            with self.lock:
+                job(lambda: gen == self.generation)
+            return
+        self._timer = threading.Timer(self.delay, self._run, (gen, job))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def run_now(self, job: Callable[[Callable[[], bool]], Any]) -> Any:
+        """Run ``job`` at once in this thread (superseding anything waiting); returns its result."""
+        result = []
+        saved, self.delay = self.delay, 0.0
+        try:
+            self.request(lambda is_current: result.append(job(is_current)))
+        finally:
+            self.delay = saved
+        return result[0] if result else None
+
+    def _run(self, gen: int, job) -> None:
+        with self.lock:
+            if gen == self.generation:  # superseded requests never start
+                job(lambda: gen == self.generation)
 
 
 # --- photo reenactment app ------------------------------------------------------------------------------------
@@ -363,12 +560,17 @@ def _default_reference() -> dict[str, np.ndarray]:
     return {"astronaut (mirrored)": np.ascontiguousarray(sample_image("astronaut")[:, ::-1])}
 
 
-class ReenactApp(W.VBox):
+class ReenactApp(_PanelApp, W.VBox):
     """Pick a source and a reference photo, press Reenact, see every stage.
 
     Stages shown (each 256x256): aligned source crop, aligned reference crop, the sketch (DG's target sketch,
     or the reference sketch without DG), the DG output (banner "UNTRAINED weights" for synthetic weights) and
     the warp baseline (the source crop warped onto the reference landmarks).
+
+    A run has two phases: detection, alignment and the warp baseline appear first; the DG sketch and face when
+    the generator is done. A failed run names the input that failed (by its file or sample name), clears the
+    panels of the previous result and says "failed" in the status line. Clicks that arrive while a run is
+    going (a double click) are ignored.
 
     Args:
         dg: a :class:`dgkit.DualGenerator` (None: baselines only).
@@ -379,10 +581,12 @@ class ReenactApp(W.VBox):
 
     Attributes:
         result: the last :class:`dgkit.reenact.PhotoReenactment` (or None); images: stage name -> array shown;
-        error: last error message ("" when the last run succeeded); busy: True while working.
+        error: last error message ("" when the last run succeeded); busy: True while working; runs: number of
+        runs started.
     """
 
     STAGES = ("source", "reference", "sketch", "DG output", "warp baseline")
+    CLICK_GUARD_S = 0.4  # a click this soon after a run ended was queued during it (double click): ignored
 
     def __init__(self, dg=None, *, source: ImagePicker | None = None, reference: ImagePicker | None = None,
                  backend: str = "auto", run_now: bool = False):
@@ -393,42 +597,79 @@ class ReenactApp(W.VBox):
                                                   samples=_default_reference())
         self.result = None
         self.error = ""
+        self.runs = 0
         self.images: dict[str, np.ndarray] = {}
-        self.button = W.Button(description="Reenact", button_style="primary", icon="play")
+        self.button = W.Button(description="Reenact", button_style="primary", icon="play",
+                               layout=W.Layout(width="auto", min_width="110px"))
         self._busy = _Busy()
+        self._running = False
+        self._finished_at = -1e9
         self.message = W.HTML("")
         self.panels = {name: _Panel(name) for name in self.STAGES}
         label = "none (baselines only)" if dg is None else dg.weights.label
         self.weights_info = W.HTML(f"DG weights: <b>{html.escape(label)}</b>")
-        self.button.on_click(lambda _: self.run())
+        self.button.on_click(self._on_click)
         super().__init__([
-            W.HBox([self.source, self.reference]),
-            W.HBox([self.button, self._busy.widget, self.weights_info], layout=W.Layout(align_items="center")),
+            side_by_side(self.source, self.reference),
+            W.HBox([self.button, self._busy.widget, self.weights_info],
+                   layout=W.Layout(align_items="center", flex_flow="row wrap")),
             self.message,
             W.HBox(list(self.panels.values()), layout=W.Layout(flex_flow="row wrap")),
         ])
         if run_now:
             self.run()
 
-    @property
-    def busy(self) -> bool:
-        return self._busy.busy
+    def _on_click(self, _button=None) -> None:
+        if self._running or time.monotonic() - self._finished_at < self.CLICK_GUARD_S:
+            return  # a second click of a double click, or a click while working
+        self.run()
+
+    def _prepare(self, picker: ImagePicker, role: str):
+        """Detect and align one input; errors name the input by role and file/sample name."""
+        from .reenact import prepare_face
+
+        try:
+            return prepare_face(picker.image, backend=self.backend)
+        except DgkitError as exc:
+            shape = tuple(picker.image.shape)
+            text = str(exc).replace(f"the given ndarray {shape}", f"{picker.name!r}")
+            raise type(exc)(f"{role} image {picker.name!r}: {text}") from None
 
     def run(self) -> bool:
         """Detect, align and reenact the current pair; update the panels. Returns False on an error."""
+        from .baselines import relative_transfer_3d, warp_to_landmarks
         from .reenact import reenact_photos
 
         if self.source.image is None or self.reference.image is None:
             return self._fail(InputError("choose both a source and a reference image first."))
+        self._running = True
+        self.runs += 1
         self.button.disabled = True
         try:
             with self._busy:
-                result = reenact_photos(self.source.image, self.reference.image, dg=self.dg, backend=self.backend)
+                # phase 1 (fast): both faces and the weight-free warp; named errors
+                src = self._prepare(self.source, "source")
+                ref = self._prepare(self.reference, "reference")
+                for name in ("sketch", "DG output"):
+                    self.panels[name].clear("computing")
+                self.panels["source"].show(src.crop, "source")
+                self.panels["reference"].show(ref.crop, "reference")
+                relative = relative_transfer_3d(src.crop_landmarks, ref.crop_landmarks)
+                self.panels["warp baseline"].show(warp_to_landmarks(src.crop, src.crop_landmarks, relative),
+                                                  "warp baseline (relative 3D)")
+                self._busy.working("DG face")
+                # phase 2 (slow): DG
+                result = reenact_photos(src.photo, ref.photo, dg=self.dg, backend=self.backend)
                 self._show(result)
         except Exception as exc:  # noqa: BLE001 - errors are shown inline, never as a traceback
+            self.result, self.images = None, {}
+            for panel in self.panels.values():
+                panel.clear("no result: the last run failed")
             return self._fail(exc)
         finally:
             self.button.disabled = False
+            self._running = False
+            self._finished_at = time.monotonic()
         self.result, self.error = result, ""
         notes = "; ".join(getattr(result, "notes", []) or [])
         self.message.value = f'<span style="color:#555">{html.escape(notes)}</span>' if notes else ""
@@ -437,23 +678,18 @@ class ReenactApp(W.VBox):
     def _fail(self, exc: BaseException) -> bool:
         self.error = error_message(exc)
         self.message.value = _error_html(exc)
+        if self._busy.state != "failed":
+            self._busy.failed()
         return False
 
     @staticmethod
     def _warp(result) -> tuple[np.ndarray | None, str]:
-        """The warp baseline and its caption. Untrained DG targets are noise, so the warp then goes to the
-        relative-3D target (the source's shape moved by the reference's pose and expression) instead."""
-        from .baselines import warp_to_landmarks
-
-        trained = bool(getattr(result, "weights_trained", result.dg is not None
-                               and "official" in str(result.dg.weights)))
+        """The warp baseline and its caption (``reenact_photos`` warps onto the DG target with trained weights,
+        onto the relative-3D target otherwise, because untrained DG targets are noise)."""
+        trained = bool(getattr(result, "weights_trained", False))
         if result.dg is not None and trained:
             return result.baselines.get("warp"), "warp baseline (to DG target)"
-        target = result.baselines.get("relative3d")
-        if target is None:
-            return result.baselines.get("warp"), "warp baseline"
-        src = result.source
-        return warp_to_landmarks(src.crop, src.crop_landmarks, target), "warp baseline (relative 3D)"
+        return result.baselines.get("warp"), "warp baseline (relative 3D)"
 
     def _show(self, result) -> None:
         from .sketch import draw_sketch
@@ -461,21 +697,21 @@ class ReenactApp(W.VBox):
         imgs: dict[str, np.ndarray | None] = {"source": result.source.crop, "reference": result.reference.crop}
         out = result.dg
         if out is not None:
-            imgs["sketch"] = out.sketch[0]
-            untrained = "untrained" in str(out.weights).lower() or "synthetic" in str(out.weights).lower()
-            imgs["DG output"] = stamp_banner(out.image[0]) if untrained else out.image[0]
+            untrained = not bool(getattr(result, "weights_trained", False))
+            imgs["sketch"] = mark_untrained(out.sketch[0], untrained)
+            imgs["DG output"] = mark_untrained(out.image[0], untrained)
             caption_dg, warn = (f"DG output ({out.weights})", untrained)
-            caption_sk = "sketch (IDSG target)"
+            caption_sk, warn_sk = "sketch (IDSG target)", untrained
         else:
             imgs["sketch"] = draw_sketch(result.reference.crop_landmarks[:, :2], kind="reference")
             imgs["DG output"] = None
-            caption_dg, warn, caption_sk = "DG output (no weights loaded)", True, "sketch (reference)"
+            caption_dg, warn, caption_sk, warn_sk = "DG output (no weights loaded)", True, "sketch (reference)", False
         imgs["warp baseline"], caption_warp = self._warp(result)
-        self.panels["sketch"].show(imgs["sketch"], caption_sk)
+        self.panels["sketch"].show(imgs["sketch"], caption_sk, warn=warn_sk)
         self.panels["DG output"].show(imgs["DG output"], caption_dg, warn=warn)
         self.panels["warp baseline"].show(imgs["warp baseline"], caption_warp)
         for name in ("source", "reference"):
-            self.panels[name].show(imgs[name])
+            self.panels[name].show(imgs[name], name)
         self.images = {k: v for k, v in imgs.items() if v is not None}
 
 
@@ -499,14 +735,19 @@ def _snap(value: float, spec: _SliderSpec) -> float:
 _SCENE_RANGE = dict(x=(-16, 272), y=(-16, 272), z=(-144, 144))  # fixed axes: the head turns, the view stays
 
 
-class LargePoseApp(W.VBox):
+class LargePoseApp(_PanelApp, W.VBox):
     """Turn a reference head with sliders and watch DG follow: the paper's large-pose story.
 
     Pose sliders set the reference's absolute head pose (:func:`dgkit.geometry.pose_landmarks`, degrees:
     yaw +-90, pitch and roll +-45); expression sliders edit it (:func:`dgkit.geometry.edit_expression`). Each
     change updates a live 3D plot of the landmarks (hidden points in red), the sketch with the hidden half
-    (:func:`sketch_with_hidden`, the generator's rule applied to the reference), and the reenacted face
-    ``dg.reenact(encoding, landmarks)``; the source is encoded once at construction.
+    (:func:`sketch_with_hidden`, the generator's rule applied to the reference), and the reenacted face; the
+    source is encoded once at construction.
+
+    Two phases per change: the shape phase (posed landmarks, 3D plot, sketch, warp baseline and the IDSG
+    target: ``dg.encode_reference``, ``dg.decode``, ``dg.correct_eyes``, ``dg.draw``; milliseconds) is shown at
+    once; the face phase (``dg.generate``, the slow generator) runs ``debounce`` seconds after the last change in
+    a worker thread and only for the newest slider values.
 
     Args:
         dg: a :class:`dgkit.DualGenerator`.
@@ -514,14 +755,15 @@ class LargePoseApp(W.VBox):
         reference_landmarks3d: ``(68,3)`` crop pixels (x, y) and depth z (x scale), e.g. from
             :func:`dgkit.align.align_face` or :func:`dgkit.geometry.mean_face_3d`.
         source_landmarks: optional ``(68,2|3)`` crop pixels of the source: adds the warp baseline panel.
-        debounce: seconds to wait after the last slider change before updating (0: update at once, in the
-            caller's thread; what tests use).
+        debounce: seconds to wait after the last slider change before the face phase (0: both phases at once,
+            in the caller's thread; what tests use).
 
     Attributes (the state after the last :meth:`update`):
         landmarks: ``(68,3)`` posed and edited reference, crop px; pose: measured :class:`HeadPose`;
         branch, hidden: sketch branch and hidden indices; sketch: RGB sketch shown; image: DG output (raw,
         no banner); baseline: warp baseline or None; result: the :class:`dgkit.Reenactment`;
-        error: last error message; n_updates: completed updates.
+        error: last error message; n_updates: completed updates (face phase included); n_shape_updates:
+        completed shape phases.
     """
 
     def __init__(self, dg, source_crop: np.ndarray, reference_landmarks3d: np.ndarray, *,
@@ -543,19 +785,22 @@ class LargePoseApp(W.VBox):
         self.sketch = self.image = self.baseline = self.result = None
         self.error = ""
         self.n_updates = 0
+        self.n_shape_updates = 0
         self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
+        self._face = _Deferred(debounce, threading.Lock())
         self._suspend = False
+        self._target: tuple | None = None  # (landmarks, ReferenceEncoding, decoded, target, sketch) of the shape phase
 
         start = dict(zip(("yaw", "pitch", "roll"), self.pose))
         self.sliders: dict[str, W.FloatSlider] = {}
         for spec in (*POSE_SLIDERS, *EXPRESSION_SLIDERS):
             s = W.FloatSlider(value=_snap(start.get(spec.name, 0.0), spec), min=spec.lo, max=spec.hi, step=spec.step, description=spec.name,
                               continuous_update=False, readout_format=".0f" if spec.step >= 1 else ".2f",
-                              style={"description_width": "90px"}, layout=W.Layout(width="350px"))
+                              style={"description_width": "90px"},
+                              layout=W.Layout(width="350px", min_width="300px", flex="0 0 auto"))
             s.observe(self._on_slider, names="value")
             self.sliders[spec.name] = s
-        self.reset_button = W.Button(description="reset", icon="undo", layout=W.Layout(width="90px"))
+        self.reset_button = W.Button(description="reset", icon="undo", layout=W.Layout(width="auto", min_width="90px"))
         self.reset_button.on_click(lambda _: self.reset())
         self._busy = _Busy()
         self.message = W.HTML("")
@@ -582,19 +827,15 @@ class LargePoseApp(W.VBox):
 
         pose_box = W.VBox([W.HTML("<b>head pose (degrees)</b>"), *(self.sliders[s.name] for s in POSE_SLIDERS)])
         expr_box = W.VBox([W.HTML("<b>expression</b>"), *(self.sliders[s.name] for s in EXPRESSION_SLIDERS)])
+        wrap = W.Layout(flex_flow="row wrap", align_items="flex-start")
         super().__init__([
-            W.HBox([pose_box, expr_box, W.VBox([self.reset_button, self._busy.widget])]),
+            W.HBox([pose_box, expr_box, W.VBox([self.reset_button, self._busy.widget])], layout=wrap),
             self.message,
-            W.HBox([self.figure, W.VBox([W.HBox(list(self.panels.values())), self.info])],
-                   layout=W.Layout(flex_flow="row wrap")),
+            W.HBox([self.figure, W.VBox([W.HBox(list(self.panels.values()), layout=wrap), self.info])], layout=wrap),
         ])
         self.update()
 
     # public API -----------------------------------------------------------------------------------------------
-    @property
-    def busy(self) -> bool:
-        return self._busy.busy
-
     @property
     def values(self) -> dict[str, float]:
         """Current slider values: yaw, pitch, roll (degrees), mouth_open, eyes_open, smile."""
@@ -609,22 +850,25 @@ class LargePoseApp(W.VBox):
         return edit_expression(posed, mouth_open=mouth_open, eyes_open=eyes_open, smile=smile)
 
     def update(self) -> bool:
-        """Recompute everything for the current slider values (synchronously); False on an error (inline)."""
-        pending = self._timer
-        if pending is not None and pending is not threading.current_thread():
-            pending.cancel()  # this update already uses the newest slider values
-        with self._lock:
-            try:
-                with self._busy:
-                    self._compute_and_show()
-            except Exception as exc:  # noqa: BLE001 - shown inline
-                self.error = error_message(exc)
-                self.message.value = _error_html(exc)
-                return False
-            self.error = ""
-            self.message.value = ""
-            self.n_updates += 1
-            return True
+        """Recompute everything for the current slider values (both phases, synchronously); False on an error
+        (shown inline)."""
+        if not self._shape_phase():
+            return False
+        return bool(self._face.run_now(self._face_phase))
+
+    def snapshot_images(self):
+        from .viz import figure_png_bytes, plotly_to_matplotlib
+
+        images, titles = [], []
+        try:
+            png = figure_png_bytes(plotly_to_matplotlib(self.figure.to_dict(), size=3.2), dpi=80)
+            view = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+            images.append(np.ascontiguousarray(view))
+            titles.append("3D reference landmarks")
+        except Exception:  # noqa: BLE001 - the 3D picture is optional
+            pass
+        more, names = super().snapshot_images()
+        return images + more, titles + names
 
     def reset(self) -> None:
         """Sliders back to the reference's own pose and no expression edit; then one update."""
@@ -645,44 +889,178 @@ class LargePoseApp(W.VBox):
             self._schedule()
 
     def _schedule(self) -> None:
-        if self.debounce <= 0:
+        if self._face.delay <= 0:
             self.update()
             return
-        if self._timer is not None:
-            self._timer.cancel()  # a newer change supersedes the waiting one
-        self._busy.widget.value = '<span style="color:#0072B2">&#8987; waiting&hellip;</span>'
-        self._timer = threading.Timer(self.debounce, self.update)
-        self._timer.daemon = True
-        self._timer.start()
+        if self._shape_phase():  # fast: shown at once
+            self._busy.working("DG face")
+            self._face.request(self._face_phase)
 
-    def _compute_and_show(self) -> None:
+    def _shape_phase(self) -> bool:
+        """Landmarks, 3D plot, sketch, warp baseline and the IDSG target for the current sliders."""
         from .baselines import warp_to_landmarks
         from .geometry import head_pose
+        from .viz import polyline_xyz, signed_degrees
 
-        v = self.values
-        lm = self.landmarks_for(v["yaw"], v["pitch"], v["roll"], mouth_open=v["mouth_open"],
-                                eyes_open=v["eyes_open"], smile=v["smile"])
-        sketch, branch, hidden = sketch_with_hidden(lm, kind="target")
-        result = self.dg.reenact(self.encoding, lm[:, :2])
-        baseline = None
-        if self.source_landmarks is not None:
-            baseline = warp_to_landmarks(self.source_crop, self.source_landmarks, lm)
-        self.landmarks, self.pose, self.branch, self.hidden = lm, head_pose(lm), branch, hidden
-        self.sketch, self.result, self.image, self.baseline = sketch, result, result.image[0], baseline
+        with self._lock:
+            try:
+                v = self.values
+                lm = self.landmarks_for(v["yaw"], v["pitch"], v["roll"], mouth_open=v["mouth_open"],
+                                        eyes_open=v["eyes_open"], smile=v["smile"])
+                sketch, branch, hidden = sketch_with_hidden(lm, kind="target")
+                ref = self.dg.encode_reference(lm[:, :2])
+                decoded = self.dg.decode(ref.landmark_code, self.encoding.id_feature)
+                target = self.dg.correct_eyes(decoded, ref.landmarks)
+                dg_sketch = self.dg.draw(target)
+                baseline = None
+                if self.source_landmarks is not None:
+                    baseline = warp_to_landmarks(self.source_crop, self.source_landmarks, lm)
+            except Exception as exc:  # noqa: BLE001 - shown inline
+                return self._show_error(exc)
+            self.landmarks, self.pose, self.branch, self.hidden = lm, head_pose(lm), branch, hidden
+            self.sketch, self.baseline = sketch, baseline
+            self._target = (lm, ref, decoded, target, dg_sketch)
+            xs, ys, zs = polyline_xyz(lm)
+            idx = list(hidden)
+            with self.figure.batch_update():
+                self.figure.data[0].update(x=xs, y=ys, z=zs)
+                self.figure.data[1].update(x=lm[idx, 0], y=lm[idx, 1], z=lm[idx, 2])
+            self.panels["sketch"].show(sketch, f"sketch: {branch} ({len(hidden)} hidden)")
+            if baseline is not None:
+                self.panels["warp baseline"].show(baseline)
+            p = self.pose
+            self.info.value = (f"measured pose: yaw {signed_degrees(p.yaw)}, pitch {signed_degrees(p.pitch)}, "
+                               f"roll {signed_degrees(p.roll)} &middot; sketch branch <b>{branch}</b>")
+            self.n_shape_updates += 1
+            self.error = ""
+            self.message.value = ""
+            return True
 
-        from .viz import polyline_xyz
+    def _face_phase(self, is_current: Callable[[], bool] = lambda: True) -> bool:
+        """The generator for the newest shape phase (its result is dropped when a newer request is waiting)."""
+        from .pipeline import Reenactment
 
-        xs, ys, zs = polyline_xyz(lm)
-        idx = list(hidden)
-        with self.figure.batch_update():
-            self.figure.data[0].update(x=xs, y=ys, z=zs)
-            self.figure.data[1].update(x=lm[idx, 0], y=lm[idx, 1], z=lm[idx, 2])
-        self.panels["sketch"].show(sketch, f"sketch: {branch} ({len(hidden)} hidden)")
-        label = f"DG output ({self.dg.weights.label})" if hasattr(self.dg, "weights") else "DG output"
-        self.panels["DG output"].show(stamp_banner(self.image) if self.untrained else self.image, label,
-                                      warn=self.untrained)
-        if baseline is not None:
-            self.panels["warp baseline"].show(baseline)
-        p = self.pose
-        self.info.value = (f"measured pose: yaw {p.yaw:+.0f}&deg;, pitch {p.pitch:+.0f}&deg;, "
-                           f"roll {p.roll:+.0f}&deg; &middot; sketch branch <b>{branch}</b>")
+        if self._target is None:
+            return False
+        lm, ref, decoded, target, dg_sketch = self._target
+        t0 = time.perf_counter()
+        self._busy.working("DG face")
+        try:
+            image = self.dg.generate(dg_sketch, self.encoding.style_code)
+        except Exception as exc:  # noqa: BLE001 - shown inline
+            return self._show_error(exc)
+        if not is_current():
+            return False  # a newer slider value is on its way; its own face phase shows the result
+        enc = self.encoding
+        self.result = Reenactment(
+            source_image=enc.image, reference_landmarks=ref.landmarks, id_feature=enc.id_feature,
+            landmark_code=ref.landmark_code, decoded_landmarks=decoded, target_landmarks=target, sketch=dg_sketch,
+            style_code=enc.style_code, image=image, sketch_intensity=getattr(self.dg, "sketch_intensity", "demo"),
+            weights=getattr(getattr(self.dg, "weights", None), "label", "unknown"))
+        self._show_face(image[0], t0)
+        return True
+
+
+# --- interpolation app ----------------------------------------------------------------------------------------
+class InterpolationApp(_PanelApp, W.VBox):
+    """A slider ``t`` along a path between two references, and the path to take (notebook 04).
+
+    Paths: ``"spherical"`` / ``"linear"`` interpolation of the two landmark codes, or ``"landmarks"``: the
+    reference points interpolated on a straight line, then encoded. Panels: the interpolated reference's
+    sketch, the IDSG target sketch of the path at ``t`` (fast: shown at once) and the DG face (the generator,
+    after ``debounce`` seconds, newest value only). Every visited ``(path, t)`` is cached
+    (:class:`dgkit.interpolate.CodePathExplorer`), so going back is instant.
+
+    Args:
+        dg: a :class:`dgkit.DualGenerator`.
+        ref_a, ref_b: ``(68,2)`` crop-pixel reference landmarks of the two ends.
+        source: an aligned source crop ``(256,256,3)`` uint8 or its :class:`dgkit.SourceEncoding`.
+        t: start value; path: start path; debounce: seconds before the face phase (0: at once, synchronously).
+
+    Attributes: frame (the :class:`dgkit.interpolate.CodeInterpolation` at the current t, no image), image (the
+    DG face, raw), error, n_updates (face phases completed).
+    """
+
+    PATHS = ("spherical", "linear", "landmarks")
+
+    def __init__(self, dg, ref_a: np.ndarray, ref_b: np.ndarray, *, source, t: float = 0.5,
+                 path: str = "spherical", debounce: float = 0.15):
+        from .interpolate import CodePathExplorer
+
+        self.dg = dg
+        self._ends = (ref_a, ref_b)
+        self._source = source
+        self._explorers: dict[str, CodePathExplorer] = {}
+        self._faces: dict[tuple[str, float], np.ndarray] = {}
+        self.untrained = not bool(getattr(getattr(dg, "weights", None), "trained", True))
+        self.frame = None
+        self.image: np.ndarray | None = None
+        self.error = ""
+        self.n_updates = 0
+        self._face = _Deferred(debounce, threading.Lock())
+        self._busy = _Busy()
+        self.message = W.HTML("")
+        self.slider = W.FloatSlider(value=t, min=0.0, max=1.0, step=0.05, description="t", continuous_update=False,
+                                    readout_format=".2f", layout=W.Layout(width="360px", min_width="260px"))
+        self.path = W.ToggleButtons(options=list(self.PATHS), value=path, description="path",
+                                    style={"button_width": "90px"})
+        self.panels = {"reference": _Panel("reference (points interpolated)"), "sketch": _Panel("target sketch"),
+                       "DG output": _Panel("DG output")}
+        self.slider.observe(lambda _c: self._schedule(), names="value")
+        self.path.observe(lambda _c: self._schedule(), names="value")
+        wrap = W.Layout(flex_flow="row wrap", align_items="center")
+        super().__init__([W.HBox([self.slider, self.path, self._busy.widget], layout=wrap), self.message,
+                          W.HBox(list(self.panels.values()), layout=W.Layout(flex_flow="row wrap"))])
+        self.update()
+
+    def _key(self) -> tuple[str, float]:
+        return self.path.value, round(float(self.slider.value), 2)
+
+    def update(self) -> bool:
+        """Both phases for the current t and path, synchronously; False on an error (inline)."""
+        if not self._shape_phase():
+            return False
+        return bool(self._face.run_now(self._face_phase))
+
+    def _schedule(self) -> None:
+        if self._face.delay <= 0:
+            self.update()
+        elif self._shape_phase():
+            self._busy.working("DG face")
+            self._face.request(self._face_phase)
+
+    def _shape_phase(self) -> bool:
+        from .interpolate import CodePathExplorer
+        from .sketch import draw_sketch
+
+        path, t = self._key()
+        try:
+            if path not in self._explorers:
+                self._explorers[path] = CodePathExplorer(self.dg, *self._ends, source=self._source, method=path,
+                                                         render=False)
+            frame = self._explorers[path].frame(t)
+        except Exception as exc:  # noqa: BLE001 - shown inline
+            return self._show_error(exc)
+        self.frame = frame
+        self.panels["reference"].show(draw_sketch(frame.reference_landmarks[0], "reference"),
+                                      f"reference (points interpolated), t = {t:.2f}")
+        self.panels["sketch"].show(mark_untrained(frame.sketches[0], self.untrained), f"target sketch ({path})",
+                                   warn=self.untrained)
+        self.error, self.message.value = "", ""
+        return True
+
+    def _face_phase(self, is_current: Callable[[], bool] = lambda: True) -> bool:
+        key = self._key()
+        frame = self.frame
+        t0 = time.perf_counter()
+        self._busy.working("DG face")
+        try:
+            if key not in self._faces:
+                enc = self._explorers[key[0]].encoding
+                self._faces[key] = self.dg.generate(frame.sketches, enc.style_code)[0]
+        except Exception as exc:  # noqa: BLE001 - shown inline
+            return self._show_error(exc)
+        if not is_current():
+            return False
+        self._show_face(self._faces[key], t0)
+        return True

@@ -159,3 +159,18 @@ def test_cli_rebuilds_an_exported_config(exported, synthetic_weights_env, tmp_pa
     again = np.asarray(Image.open(tmp_path / "again.png").convert("RGBA"))
     assert np.array_equal(again, np.asarray(Image.open(paths[0]).convert("RGBA")))
     assert (tmp_path / "again.json").exists()
+
+
+def test_exports_contain_every_text_the_figure_shows(synthetic_dg, crop, tmp_path):
+    """The grid's title and column headers are inside the canvas at export resolution (nothing cut off)."""
+    face = mean_face_3d()
+    refs = np.stack([face[:, :2], face[:, :2] + 2])
+    fig = figures.source_reference_grid(synthetic_dg, [crop, crop], refs, size=1.2,
+                                        reference_titles=["yaw +30, mouth_open +0.3, smile +0.1"] * 2,
+                                        source_titles=["astronaut (mirrored)", "astronaut"])
+    assert viz.has_untrained_banner(fig)
+    for dpi in (100, 300):
+        assert viz.text_overflow(fig, dpi=dpi) == []
+    paths = figures.export_figure(fig, tmp_path / "grid", formats=("png",), dpi=300)
+    w, h = Image.open(paths[0]).size
+    assert (w, h) == (round(fig.get_figwidth() * 300), round(fig.get_figheight() * 300))

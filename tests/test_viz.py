@@ -178,3 +178,188 @@ def test_pca_trajectories_figure_paths_and_variance():
 def test_is_untrained():
     assert viz.is_untrained("synthetic (untrained)") and not viz.is_untrained("official")
     assert viz.is_untrained(True) and not viz.is_untrained(False)
+
+
+# --- house style, the UNTRAINED mark, static 3D ----------------------------------------------------------------
+def _fontsizes(fig) -> list[float]:
+    from matplotlib.text import Text
+
+    viz.fit_texts(fig)
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text()]
+    for ax in fig.axes:
+        sizes += [t.get_fontsize() for t in ax.get_xticklabels() + ax.get_yticklabels() if t.get_text()]
+    return sizes
+
+
+def test_house_style_dpi_and_minimum_font_size(face, reenactment):
+    figs = [viz.image_grid([np.zeros((8, 8, 3), np.uint8)] * 2, ["a", "b"]),
+            viz.id_feature_figure(np.abs(np.random.default_rng(0).normal(size=(2, 4096))), ["a", "b"]),
+            viz.sketch_hidden_figure(pose_landmarks(face, yaw=80)[:, :2]),
+            viz.activations_figure({"b": np.random.default_rng(1).normal(size=(6, 8, 8))}, channels=4),
+            viz.eye_correction_figure(reenactment.decoded_landmarks[0], reenactment.target_landmarks[0],
+                                      face[:, :2])]
+    for fig in figs:
+        assert fig.dpi == viz.FIGURE_DPI >= 100
+        assert min(_fontsizes(fig)) >= viz.MIN_FONTSIZE
+
+
+def test_role_colours_are_the_same_in_2d_and_3d(face):
+    fig = viz.overlay_landmarks(None, {"source": face, "reference": face + 5, "target (IDSG)": face - 5})
+    colours = {line.get_label(): line.get_color() for line in fig.axes[0].get_lines() if line.get_label()[0] != "_"}
+    assert colours == {"source": viz.ROLE_COLORS["source"], "reference": viz.ROLE_COLORS["reference"],
+                       "target (IDSG)": viz.ROLE_COLORS["target"]}
+    fig3 = viz.landmarks_3d({"reference (posed)": face, "source": face})
+    assert [t.line.color for t in fig3.data] == [viz.ROLE_COLORS["reference"], viz.ROLE_COLORS["source"]]
+    assert len(set(viz.ROLE_COLORS.values())) == 3
+
+
+def test_mark_untrained_one_mechanism_for_axes_figures_plotly_and_images(face):
+    fig = viz.landmark_code_figure(np.zeros(136), untrained=True)
+    assert viz.has_untrained_banner(fig) and viz.UNTRAINED_LABEL in fig._suptitle.get_text()
+    assert not viz.has_untrained_banner(viz.landmark_code_figure(np.zeros(136)))
+    for make in (lambda u: viz.style_code_figure(np.zeros((2, 128)), untrained=u),
+                 lambda u: viz.pca_trajectories_figure({"a": np.random.default_rng(0).normal(size=(5, 136))},
+                                                       untrained=u),
+                 lambda u: viz.id_feature_figure(np.ones(4096), untrained=u)):
+        assert viz.has_untrained_banner(make(True)) and not viz.has_untrained_banner(make(False))
+    p = viz.landmarks_3d({"reference": face}, untrained=True)
+    assert viz.has_untrained_banner(p)
+    viz.mark_untrained(p)  # idempotent
+    assert sum(a.name == viz.UNTRAINED_GID for a in p.layout.annotations) == 1
+    img = np.zeros((64, 64, 3), np.uint8)
+    marked = viz.mark_untrained(img)
+    assert marked is not img and img.max() == 0 and marked[:5].max() > 0 and marked[-5:].max() == 0
+    assert viz.mark_untrained(img, False) is img
+    with pytest.raises(InputError):
+        viz.mark_untrained("not a figure")
+
+
+def test_long_titles_wrap_so_nothing_leaves_the_canvas():
+    fig = viz.image_grid([np.zeros((8, 8, 3), np.uint8)] * 2, ["a very long column title " * 2, "b"], size=1.8,
+                         suptitle="a suptitle that is much wider than the two small cells of this figure")
+    for dpi in (100, 300):
+        assert viz.text_overflow(fig, dpi=dpi) == []
+
+
+def test_text_overflow_notices_a_cut_title():
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2, 2))
+    fig.text(0.5, 0.5, "this text is far too long for a two-inch canvas", ha="left")
+    assert viz.text_overflow(fig)
+
+
+def test_signed_degrees_never_minus_zero():
+    assert [viz.signed_degrees(a) for a in (-0.3, 0.0, 14.6, -30)] == ["0°", "0°", "+15°", "-30°"]
+
+
+def test_alignment_figure_maps_five_points_near_the_template(face):
+    from dgkit.align import ARCFACE_TEMPLATE_256, alignment_matrix, five_points
+
+    photo = np.full((400, 300, 3), 90, np.uint8)
+    lm = face * 0.6 + [40.0, 80.0, 0.0]
+    fig = viz.alignment_figure(photo, lm)
+    assert len(fig.axes) == 3 and "similarity" in fig._suptitle.get_text()
+    m = alignment_matrix(lm)
+    mapped = five_points(lm) @ m[:, :2].T + m[:, 2]
+    assert np.abs(mapped - ARCFACE_TEMPLATE_256).max() < 15
+
+
+def test_interpolation_paths_figure_shows_the_squeezed_midpoint(face):
+    a, b = pose_landmarks(face, yaw=-45), pose_landmarks(face, yaw=45)
+    mid_straight = viz.face_width((a + b) / 2)
+    mid_posed = viz.face_width(pose_landmarks(face, yaw=0))
+    assert mid_straight < 0.85 * mid_posed
+    fig = viz.interpolation_paths_figure(face)
+    lines = {line.get_label() for line in fig.axes[1].get_lines()}
+    assert lines == {"straight line in points", "turning the head"}
+
+
+def test_dg_overview_figure_marks_every_network_panel(synthetic_dg):
+    from dgkit.reenact import reenact_photos
+
+    rng = np.random.default_rng(0)
+    src = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    face = mean_face_3d()
+    result = reenact_photos(src, src, dg=synthetic_dg, backend=lambda img: face) if False else None
+    del result
+    crop = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    run = synthetic_dg.reenact(crop, face[:, :2])
+
+    class _Aligned:
+        def __init__(self, c, lm):
+            self.crop, self.crop_landmarks = c, lm
+
+    photo = type("P", (), {"dg": run, "source": _Aligned(crop, face), "reference": _Aligned(crop, face)})()
+    fig = viz.dg_overview_figure(photo)
+    banners = [ax for ax in fig.axes if any(t.get_gid() == viz.UNTRAINED_GID for t in ax.texts)]
+    assert len(banners) == 7  # code, decoded, target, sketch, identity, style, face
+    texts = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+    for shape in ("(1,136)", "(1,4096)", "(1,256,256)", "(1,128)"):
+        assert shape in texts or any(shape in ax.get_title() for ax in fig.axes)
+    assert viz.has_untrained_banner(fig)
+
+
+def test_plotly_to_matplotlib_static_view_keeps_traces_and_front_camera(face):
+    fig3 = viz.landmarks_3d({"reference": face, "source": face + 3}, title="t<br><sup>sub</sup>", untrained=True)
+    static = viz.plotly_to_matplotlib(fig3)
+    ax = static.axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["reference", "source"]
+    assert ax.azim == pytest.approx(-90) and ax.elev == pytest.approx(0)
+    assert "static view" in ax.get_title() and viz.has_untrained_banner(static)
+    png = viz.figure_png_bytes(static)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_notebook_renderer_is_offline_with_a_png_fallback(face):
+    import plotly.io as pio
+
+    viz.setup_notebook()
+    assert pio.renderers.default == viz.PLOTLY_RENDERER
+    bundle = pio.renderers[viz.PLOTLY_RENDERER].to_mimebundle(viz.landmarks_3d({"reference": face}).to_dict())
+    assert set(bundle) == {"application/vnd.plotly.v1+json", "image/png"}  # no text/html, no CDN script
+    import base64
+
+    assert base64.b64decode(bundle["image/png"])[:4] == b"\x89PNG"
+
+
+def test_notebook_pngs_use_a_palette_and_stay_small():
+    fig = viz.image_grid([np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)] * 2)
+    full, small = viz.figure_png_bytes(fig), viz.figure_png_bytes(fig, colors=viz.NOTEBOOK_PNG_COLORS)
+    from PIL import Image
+    import io
+
+    img = Image.open(io.BytesIO(small))
+    assert img.mode == "P" and len(small) < len(full)
+    assert img.size == Image.open(io.BytesIO(full)).size
+
+
+def test_loss_curves_figure_keeps_the_legend_outside_the_curves(tmp_path):
+    log = tmp_path / "losses.csv"
+    keys = [f"loss_{i}" for i in range(10)]
+    rows = ["step,time_s," + ",".join(keys)] + [f"{s},0.1," + ",".join(str(1 / (s + k + 1)) for k in range(10))
+                                                 for s in range(5)]
+    log.write_text("\n".join(rows) + "\n")
+    fig = viz.loss_curves_figure({"IDSG": log, "RFG": log})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == keys
+    fig.draw_without_rendering()
+    r = fig.canvas.get_renderer()
+    assert ax.get_legend().get_window_extent(r).x0 >= ax.get_window_extent(r).x1 - 1  # right of the axes
+    assert len({(line.get_color(), line.get_linestyle()) for line in ax.get_lines()}) == 10
+    assert viz.text_overflow(fig) == []
+
+
+def test_eye_correction_figure_numbers_points_and_draws_the_moves(face):
+    from dgkit.eyes import correct_eyes
+    from dgkit.geometry import edit_expression
+
+    closed = edit_expression(face, eyes_open=-0.8)[:, :2]
+    corrected = correct_eyes(face[:, :2], closed)
+    fig = viz.eye_correction_figure(face[:, :2], corrected, closed)
+    eye = fig.axes[1]
+    labels = {t.get_text() for t in eye.texts}
+    assert {str(i) for i in range(36, 42)} <= labels
+    arrows = [c for c in eye.texts if getattr(c, "arrow_patch", None) is not None]
+    assert len(arrows) == 2  # points 37 and 38 move
+    assert "upper lid = lower lid" in fig._suptitle.get_text()

@@ -16,10 +16,11 @@ pytest.importorskip("ipywidgets")
 
 from dgkit.errors import LandmarkError  # noqa: E402
 from dgkit.geometry import head_pose, mean_face_3d  # noqa: E402
-from dgkit.pipeline import Reenactment, SourceEncoding, WeightsInfo  # noqa: E402
+from dgkit.pipeline import ReferenceEncoding, Reenactment, SourceEncoding, WeightsInfo  # noqa: E402
 from dgkit.sketch import draw_sketch  # noqa: E402
 from dgkit.widgets import (  # noqa: E402
     ImagePicker,
+    InterpolationApp,
     LargePoseApp,
     ReenactApp,
     image_to_png,
@@ -42,6 +43,33 @@ class FakeDG:
         crops = crops[None] if crops.ndim == 3 else crops
         n = len(crops)
         return SourceEncoding(crops, np.zeros((n, 4096), np.float32), np.zeros((n, 128), np.float32))
+
+    sketch_intensity = "demo"
+    generate_delay = 0.0
+
+    # the step methods the apps call (IDSG: identity decoder = the reference itself; RFG: sketch in colour)
+    def encode_reference(self, landmarks):
+        lm = np.asarray(landmarks, np.float32).reshape(-1, 68, 2)
+        return ReferenceEncoding(lm, lm.reshape(len(lm), 136) / 256)
+
+    def decode(self, code, id_feature):
+        return (np.asarray(code, np.float32) * 256).reshape(-1, 68, 2)
+
+    def correct_eyes(self, decoded, reference):
+        return np.asarray(decoded, np.float32)
+
+    def draw(self, target):
+        return np.stack([draw_sketch(t) for t in np.asarray(target).reshape(-1, 68, 2)])
+
+    def generate(self, sketch, style_code):
+        import time
+
+        self.generate_calls += 1
+        time.sleep(self.generate_delay)
+        sketch = np.asarray(sketch)
+        return np.stack([np.stack([s, s // 2, np.full_like(s, 60)], axis=-1) for s in sketch])
+
+    generate_calls = 0
 
     def reenact(self, source, reference_landmarks):
         self.reenact_calls += 1
@@ -184,7 +212,7 @@ def test_large_pose_sliders_update_state_and_encode_once():
     assert abs(app.pose.pitch + 20) < 1.5
     gap = app.landmarks[66, 1] - app.landmarks[62, 1]
     assert gap > 10  # the mouth is open (IOD of the mean face is about 73 px)
-    assert dg.encode_calls == 1 and dg.reenact_calls == 4
+    assert dg.encode_calls == 1 and dg.generate_calls == 4 and dg.reenact_calls == 0
     # the DG output shown is untrained: red banner burnt in; the raw image is kept without it
     shown = app.panels["DG output"].array
     assert shown[2, 128, 0] >= 190 and not np.array_equal(shown, app.image)
@@ -223,7 +251,7 @@ def test_large_pose_starts_at_reference_pose_and_shows_errors_inline():
     def broken(*_a, **_k):
         raise LandmarkError("reference_landmarks contain NaN or inf; re-detect")
 
-    dg.reenact = broken
+    dg.generate = broken
     app.sliders["yaw"].value = 45
     assert "NaN or inf" in app.error and "NaN or inf" in app.message.value
     assert "Traceback" not in app.message.value and not app.busy
@@ -289,3 +317,102 @@ def test_large_pose_real_dg_encodes_source_once(synthetic_dg, monkeypatch):
     assert app.error == "" and app.n_updates == 3 and len(calls) == 1
     assert app.branch == "right" and app.image.shape == (256, 256, 3)
     assert app.panels["DG output"].view.value != before
+
+
+# --- two phases, snapshots, failures, double clicks ----------------------------------------------------------
+def test_large_pose_shows_the_shape_at_once_and_the_face_later():
+    import time
+
+    dg = FakeDG()
+    app = LargePoseApp(dg, _source_crop(), mean_face_3d(), debounce=0.05)
+    face_before = app.panels["DG output"].view.value
+    sketch_before = app.panels["sketch"].view.value
+    dg.generate_delay = 0.5
+    app.sliders["yaw"].value = 80
+    # the shape phase ran in this thread: sketch, pose, 3D plot are new; the face is not yet
+    assert app.n_shape_updates == 2 and app.branch == "right" and app.panels["sketch"].view.value != sketch_before
+    assert app.n_updates == 1 and app.busy and app.panels["DG output"].view.value == face_before
+    deadline = time.monotonic() + 10
+    while app.busy and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert app.n_updates == 2 and app.panels["DG output"].view.value != face_before
+    assert "ready" in app._busy.widget.value and "&#8987;" not in app._busy.widget.value
+
+
+def test_large_pose_info_never_says_minus_zero():
+    app = LargePoseApp(FakeDG(), _source_crop(), mean_face_3d(), debounce=0)
+    app.sliders["pitch"].value = 0.0
+    assert "-0°" not in app.info.value and "-0&deg;" not in app.info.value
+
+
+def test_apps_save_a_picture_and_a_one_line_placeholder_not_the_repr():
+    app = LargePoseApp(FakeDG(), _source_crop(), mean_face_3d(), debounce=0)
+    data = app._repr_mimebundle_()
+    bundle = data[0] if isinstance(data, tuple) else data
+    assert bundle["text/plain"].startswith("LargePoseApp: run the cell")
+    assert "children=" not in bundle["text/plain"]
+    import base64
+
+    assert base64.b64decode(bundle["image/png"])[:4] == b"\x89PNG"
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+def test_reenact_app_names_the_failed_input_clears_stale_panels_and_says_failed(tmp_path):
+    blank = np.full((200, 300, 3), 90, np.uint8)
+    path = tmp_path / "cat.png"
+    from dgkit.io import write_image
+
+    write_image(path, blank)
+    src = ImagePicker(default=None)
+    src.load_path(path)
+    app = ReenactApp(None, source=src, reference=ImagePicker(default=None), backend="mediapipe")
+    app.reference.load_sample("astronaut")
+    app.panels["DG output"].show(np.zeros((256, 256, 3), np.uint8), "DG output (old)")  # a previous result
+    assert app.run() is False
+    assert "source image 'cat.png'" in app.error and "ndarray" not in app.error
+    assert all(p.array is None for p in app.panels.values())
+    assert "failed" in app.panels["DG output"].caption.value and app._busy.state == "failed"
+    assert "failed" in app._busy.widget.value
+
+
+def test_reenact_app_double_click_runs_once(monkeypatch):
+    import dgkit.reenact
+
+    app = ReenactApp(None, backend="mediapipe")
+    calls = []
+    real = dgkit.reenact.reenact_photos
+    monkeypatch.setattr(dgkit.reenact, "reenact_photos", lambda *a, **k: calls.append(1) or real(*a, **k))
+    app._on_click()
+    app._on_click()  # queued while the first ran: arrives right after it ended
+    assert app.runs == 1 and len(calls) == 1 and app.error == ""
+
+
+def test_picker_clears_a_stale_path_and_error_after_a_sample():
+    picker = ImagePicker(default=None)
+    picker.path.value = "no/such/file.jpg"
+    assert picker.load_path(picker.path.value) is False and picker.error
+    assert picker.load_sample("astronaut")
+    assert picker.path.value == "" and picker.error == "" and "color:#C00000" not in picker.status.value
+    assert picker.name == "astronaut"
+
+
+def test_interpolation_app_two_phases_and_cache():
+    from dgkit.geometry import pose_landmarks
+
+    dg = FakeDG()
+    face = mean_face_3d()
+    app = InterpolationApp(dg, pose_landmarks(face, yaw=-30)[:, :2], pose_landmarks(face, yaw=30)[:, :2],
+                           source=_source_crop(), debounce=0)
+    assert app.n_updates == 1 and app.image.shape == (256, 256, 3) and dg.generate_calls == 1
+    first = app.panels["sketch"].view.value
+    app.slider.value = 0.0
+    assert app.panels["sketch"].view.value != first and dg.generate_calls == 2
+    app.slider.value = 0.5  # cached: no new generator call
+    assert dg.generate_calls == 2 and app.n_updates == 3
+    app.path.value = "landmarks"
+    assert app.frame.method == "landmarks" and dg.generate_calls == 3
+    assert viz_has_banner(app.panels["DG output"].array)
+
+
+def viz_has_banner(image) -> bool:
+    return image is not None and image[2, 128, 0] >= 190 and image[2, 128, 1] < 60
