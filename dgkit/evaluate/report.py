@@ -233,8 +233,8 @@ def large_pose_figure(rows: Sequence[ResultRow], *, metrics: Sequence[str] = PLO
 
     Returns a matplotlib Figure (not attached to pyplot). Error bars are ± one standard deviation; lines are
     shifted a little along x so that methods with equal numbers stay visible. Methods on untrained weights are
-    drawn dashed and named ``[UNTRAINED]`` in the legend, and the figure's title is the kit's red UNTRAINED
-    banner. Bins without values leave a gap.
+    drawn dashed and named ``[UNTRAINED]`` in the legend, and the figure carries the kit's UNTRAINED line
+    (:func:`dgkit.viz.mark_untrained`) above its title. Bins without values leave a gap.
     """
     from .. import viz
 
@@ -262,24 +262,20 @@ def large_pose_figure(rows: Sequence[ResultRow], *, metrics: Sequence[str] = PLO
             if k != "failure_rate":
                 ax.errorbar(x, mean, yerr=std, fmt="none", ecolor=viz.color(i), elinewidth=0.8, capsize=2,
                             alpha=0.7)
-        ax.set_xticks(centres, labels, fontsize=7)
-        ax.tick_params(labelsize=7)
-        ax.set_xlabel("|reference yaw|", fontsize=8)
+        ax.set_xticks(centres, labels)
+        ax.set_xlabel("|reference yaw|")
         ax.set_title(f"{name} {'↑' if higher else '↓'}", fontsize=9)
         if k == "identity_cosine" and _untrained_encoder(rows):
             ax.text(0.5, 0.5, "UNTRAINED encoder:\nnot a measure of identity", transform=ax.transAxes, ha="center",
-                    va="center", fontsize=7, color=viz.UNTRAINED_COLOR, gid="untrained-encoder")
+                    va="center", fontsize=viz.MIN_FONTSIZE, color=viz.UNTRAINED_COLOR, gid="untrained-encoder")
         ax.grid(True, alpha=0.3, linewidth=0.5)
         if k in ("failure_rate", "ssim"):
             ax.set_ylim(-0.03, 1.03)
-    axes[0][0].legend(fontsize=6.5, frameon=False, loc="best")
-    if untrained_any:  # the constrained layout keeps room for a suptitle
-        banner = f"DG: {viz.UNTRAINED_LABEL} (its lines say nothing about DG; the weight-free baselines' are real)"
-        fig.suptitle(f"{title}   {banner}" if title else banner, fontsize=8, fontweight="bold", color="white",
-                     gid="untrained-banner",
-                     bbox={"boxstyle": "square,pad=0.3", "facecolor": viz.UNTRAINED_COLOR, "edgecolor": "none"})
-    elif title:
+    axes[0][0].legend(frameon=False, loc="best")
+    if title:
         fig.suptitle(title, fontsize=10)
+    # the kit's one UNTRAINED mark (a line above the title); the baselines' lines stay real
+    viz.mark_untrained(fig, untrained_any, what="DG's lines (dashed) and every identity cosine")
     return fig
 
 
