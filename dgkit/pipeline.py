@@ -50,8 +50,8 @@ Precision = Literal["fp32", "tf32", "bf16", "fp16"]
 PRECISIONS: dict[str, str] = {
     "fp32": "exact float32 everywhere (reproduces the released demo; the default)",
     "tf32": "CUDA only: float32 with TF32 tensor-core convolutions/matmuls (~1e-3 relative); on CPU same as fp32",
-    "bf16": "bfloat16 generator (except its first convolution and first encoder block), style encoder and "
-            "VGG-Face; IDSG, eye correction and sketch stay float32",
+    "bf16": "bfloat16 generator decoder, style encoder and VGG-Face; the generator's encoder (which sees the "
+            "faint sketch lines), IDSG, eye correction and sketch stay float32",
     "fp16": "CUDA only: like bf16 with float16",
 }
 """Numeric precisions of :func:`load_dg`; what each costs in fidelity is measured by benchmarks/bench_precision.py."""
@@ -336,14 +336,20 @@ class DualGenerator(nn.Module):
         """Names of the sub-networks that run in bfloat16/float16 at this precision (empty for fp32/tf32)."""
         if self._precision not in ("bf16", "fp16"):
             return []
-        return [f"generator.encode.{i}" for i in range(1, len(self.generator.encode))] + [
-            "generator.decode", "generator.to_rgb", "style_encoder", "vgg"]
+        # Chosen by measurement on a contrast-calibrated generator (benchmarks/bench_precision.py): the decoder
+        # blocks in low precision keep ~43 dB PSNR; adding encoder blocks falls to ~38 dB (blocks 1-3) and ~24 dB
+        # (all): the sketch lines are faint (1/255) and their rounding is amplified by the encoder's instance norms.
+        return ["generator.decode", "style_encoder", "vgg"]
 
     def _apply_precision(self) -> None:
         """Cast the sub-networks named by :meth:`low_precision_modules` to the low dtype (fp32 stays)."""
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self._precision)
         if dtype is None:
             return
+        if dtype == torch.bfloat16 and self.device.type == "cpu" and not cpu_has_fast_bf16():
+            warnings.warn("precision='bf16' on a CPU without native bfloat16 support (AVX-512 BF16 / AMX): "
+                          "convolutions fall back to a slow path, several times slower than float32 here; use "
+                          "precision='fp32' on this machine", RuntimeWarning, stacklevel=3)
         for name in self.low_precision_modules():
             self.get_submodule(name).to(dtype)
 
@@ -559,11 +565,11 @@ class DualGenerator(nn.Module):
             :class:`Reenactment` with every intermediate.
         """
         enc = source if isinstance(source, SourceEncoding) else self.encode_source(source)
-        ref = self.encode_reference(reference_landmarks)
-        n = _broadcast(len(enc), len(ref.landmarks), ("sources", "references"))
+        ref_lm = _as_landmark_batch(reference_landmarks)
+        n = _broadcast(len(enc), len(ref_lm), ("sources", "references"))
         if len(enc) != n:
             enc = enc.select(np.zeros(n, dtype=int))
-        chain = self.run_chain(ref, enc.id_feature, enc.style_code, sketch_intensity=sketch_intensity, timer=timer)
+        chain = self.run_chain(ref_lm, enc.id_feature, enc.style_code, sketch_intensity=sketch_intensity, timer=timer)
         return Reenactment(
             source_image=enc.image, reference_landmarks=chain.reference.landmarks, id_feature=enc.id_feature,
             landmark_code=chain.reference.landmark_code, decoded_landmarks=chain.decoded_landmarks,
@@ -576,6 +582,14 @@ class DualGenerator(nn.Module):
 def to_uint8_image(images: torch.Tensor) -> np.ndarray:
     """(N,3,H,W) float in [0,1] -> (N,H,W,3) uint8, truncating like the demo's ``(t*255).byte()``."""
     return (images.float() * 255).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 convolutions natively on this CPU (else torch uses a slow generic path)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _check_precision(precision: str, device: torch.device) -> str:
@@ -639,9 +653,9 @@ def load_dg(weights_dir: str | Path | None = None, *, device: str | torch.device
         sketch_intensity: "demo" (lines at 1/255 like the released demo; default) or "train" (lines at 1.0).
         allow_synthetic: when no official weights are found, fall back to deterministic *untrained*
             synthetic weights (seed 1234; images are noise-like). ``dg.weights.trained`` tells which.
-        precision: "fp32" (exact float32, reproduces the released demo; default), "bf16" (bfloat16 generator,
-            style encoder and VGG-Face, faster on CPUs with AVX-512 BF16/AMX and on GPUs; IDSG and the sketch stay
-            exact), "fp16" (GPU only) or "tf32" (GPU TF32 float32). See :data:`PRECISIONS`; the README's
+        precision: "fp32" (exact float32, reproduces the released demo; default), "bf16" (bfloat16 generator
+            decoder, style encoder and VGG-Face, faster on CPUs with AVX-512 BF16/AMX and on GPUs; IDSG and the
+            sketch stay exact), "fp16" (GPU only) or "tf32" (GPU TF32 float32). See :data:`PRECISIONS`; the README's
             measured table says what each costs in fidelity. Recorded on every :class:`Reenactment`.
     Raises:
         WeightsNotFoundError: files are missing (the message lists each and how to get it).

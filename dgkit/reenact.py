@@ -212,20 +212,6 @@ class PhotoReenactment:
         return self.dg.target_landmarks[0] if self.dg is not None else self.baselines["relative3d"]
 
 
-@contextmanager
-def _sketch_intensity(dg: DualGenerator | None, value: str | None):
-    """Use ``value`` as ``dg.sketch_intensity`` inside the block (None: keep), then restore it."""
-    if dg is None or value is None:
-        yield
-        return
-    old = dg.sketch_intensity
-    dg.sketch_intensity = value
-    try:
-        yield
-    finally:
-        dg.sketch_intensity = old
-
-
 def _weights(dg: DualGenerator | None) -> tuple[str, bool]:
     """(label, trained) of a model; no model counts as untrained."""
     if dg is None:
@@ -259,8 +245,7 @@ def reenact_photos(source: ImageSource, reference: ImageSource, *, dg: DualGener
     notes = [f"source: {n}" for n in src.notes] + [f"reference: {n}" for n in ref.notes]
     run = None
     if dg is not None:
-        with _sketch_intensity(dg, sketch_intensity):
-            run = dg.reenact(src.crop, ref.crop_landmarks[None, :, :2])
+        run = dg.reenact(src.crop, ref.crop_landmarks[None, :, :2], sketch_intensity=sketch_intensity)
     relative = relative_transfer_3d(src.crop_landmarks, ref.crop_landmarks)
     label, trained = _weights(dg)
     # untrained IDSG targets are a collapsed blob: warping onto them would teach nothing
@@ -472,24 +457,8 @@ def _frame_landmarks(frame: np.ndarray, backend, timer: _Timer) -> np.ndarray | 
 
 
 def _dg_batch(dg: DualGenerator, encoding: SourceEncoding, lm: np.ndarray, timer: _Timer) -> Reenactment:
-    """``dg.reenact(encoding, lm)`` for a (B,68,2) crop-px batch, step by step so that each stage is timed."""
-    from .pipeline import Reenactment
-
-    with timer.stage("idsg"):
-        ref = dg.encode_reference(lm)
-        decoded = dg.decode(ref.landmark_code, encoding.id_feature)
-        target = dg.correct_eyes(decoded, ref.landmarks)
-    with timer.stage("sketch"):
-        sketch = dg.draw(target)
-    with timer.stage("generator"):
-        image = dg.generate(sketch, encoding.style_code)
-    n = len(lm)
-    return Reenactment(
-        source_image=np.repeat(encoding.image, n, axis=0), reference_landmarks=ref.landmarks,
-        id_feature=np.repeat(encoding.id_feature, n, axis=0), landmark_code=ref.landmark_code,
-        decoded_landmarks=decoded, target_landmarks=target, sketch=sketch,
-        style_code=np.repeat(encoding.style_code, n, axis=0), image=image,
-        sketch_intensity=dg.sketch_intensity, weights=dg.weights.label)
+    """``dg.reenact(encoding, lm)`` for a (B,68,2) crop-px batch, each stage charged to ``timer``."""
+    return dg.reenact(encoding, lm, timer=timer.stage)
 
 
 @dataclass

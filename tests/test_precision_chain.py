@@ -1,0 +1,146 @@
+"""The one DG step chain (``DualGenerator.run_chain``), per-call options, load-time precision and the
+channels-last instance norm."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import dgkit
+from dgkit.errors import InputError
+from dgkit.models.blocks import InstanceNorm
+from dgkit.models.rfg import calibrate_contrast
+from dgkit.pipeline import ChainResult, ReferenceEncoding, load_dg
+
+# bf16 fidelity floor against fp32 on the contrast-calibrated synthetic generator (measured ~43 dB here;
+# benchmarks/bench_precision.py reports it per source x reference)
+BF16_MIN_PSNR_DB = 38.0
+
+
+def _refs(n: int, seed: int = 0) -> np.ndarray:
+    from dgkit.geometry import mean_face_3d
+
+    rng = np.random.default_rng(seed)
+    base = mean_face_3d("crop")[:, :2]
+    return np.stack([base + rng.normal(0, 1.5, base.shape) for _ in range(n)]).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def source(synthetic_dg):
+    rng = np.random.default_rng(1)
+    return synthetic_dg.encode_source(rng.integers(0, 256, (1, 256, 256, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_instance_norm_matches_torch_and_keeps_layout(affine, channels_last):
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 16, 16) * 3 + 1
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    ours, ref = InstanceNorm(8, affine=affine), nn.InstanceNorm2d(8, affine=affine)
+    if affine:
+        with torch.no_grad():
+            for p in (ours.weight, ours.bias):
+                p.normal_()
+        ref.load_state_dict(ours.state_dict())
+    assert set(ours.state_dict()) == set(ref.state_dict())
+    out = ours(x)
+    torch.testing.assert_close(out, ref(x), atol=1e-5, rtol=0)
+    assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+@pytest.mark.slow
+def test_run_chain_equals_the_steps(synthetic_dg, source):
+    dg, refs = synthetic_dg, _refs(2)
+    chain = dg.run_chain(refs, source.id_feature, source.style_code)
+    ref = dg.encode_reference(refs)
+    decoded = dg.decode(ref.landmark_code, source.id_feature)
+    target = dg.correct_eyes(decoded, refs)
+    sketch = dg.draw(target)
+    assert isinstance(chain, ChainResult) and len(chain) == 2
+    np.testing.assert_array_equal(chain.decoded_landmarks, decoded)
+    np.testing.assert_array_equal(chain.target_landmarks, target)
+    np.testing.assert_array_equal(chain.sketch, sketch)
+    np.testing.assert_array_equal(chain.image, dg.generate(sketch, source.style_code))
+    np.testing.assert_array_equal(chain.reference.landmark_code, ref.landmark_code)
+    # the same from an encoding (e.g. interpolated codes), and shape-only without a style code
+    shape_only = dg.run_chain(ReferenceEncoding(refs, ref.landmark_code), source.id_feature)
+    assert shape_only.image is None
+    np.testing.assert_array_equal(shape_only.sketch, sketch)
+
+
+def test_run_chain_timer_sees_each_stage(synthetic_dg, source):
+    from contextlib import contextmanager
+
+    seen = []
+
+    @contextmanager
+    def timer(stage):
+        seen.append(stage)
+        yield
+
+    synthetic_dg.run_chain(_refs(1), source.id_feature, source.style_code, timer=timer)
+    assert seen == ["idsg", "sketch", "generator"]
+    seen.clear()
+    synthetic_dg.run_chain(_refs(1), source.id_feature, timer=timer)
+    assert seen == ["idsg", "sketch"]
+
+
+@pytest.mark.slow
+def test_sketch_intensity_is_a_call_argument(synthetic_dg, source):
+    dg = synthetic_dg
+    sketch = dg.run_chain(_refs(1), source.id_feature).sketch
+    assert dg.sketch_intensity == "demo"
+    x = dg.sketch_tensor(sketch, "train")
+    assert float(x.max()) == 1.0 and dg.sketch_intensity == "demo"
+    run = dg.reenact(source, _refs(1), sketch_intensity="train")
+    assert run.sketch_intensity == "train" and dg.sketch_intensity == "demo"
+    np.testing.assert_array_equal(run.image, dg.generate(run.sketch, source.style_code, sketch_intensity="train"))
+    assert not np.array_equal(run.image, dg.generate(run.sketch, source.style_code))
+    with pytest.raises(InputError, match="sketch_intensity"):
+        dg.generate(sketch, source.style_code, sketch_intensity="bright")
+
+
+@pytest.mark.slow
+def test_results_record_precision(synthetic_dg, source):
+    assert synthetic_dg.precision == "fp32" and not synthetic_dg.allow_tf32
+    assert synthetic_dg.reenact(source, _refs(1)).precision == "fp32"
+
+
+def test_fp16_on_cpu_and_unknown_precisions_are_refused(synthetic_weights, synthetic_dg):
+    with pytest.raises(InputError, match="GPU"):
+        load_dg(synthetic_weights, precision="fp16")
+    with pytest.raises(InputError, match="precision"):
+        load_dg(synthetic_weights, precision="int8")
+    with pytest.raises(InputError, match="GPU"):
+        synthetic_dg.to_precision("fp16")
+
+
+def test_meta_device_load_has_every_tensor_real(synthetic_dg):
+    tensors = list(synthetic_dg.parameters()) + list(synthetic_dg.buffers())
+    assert tensors and not any(t.is_meta for t in tensors)
+    torch.testing.assert_close(synthetic_dg.vgg.mean.flatten(), torch.tensor([0.485, 0.456, 0.406]))
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:precision='bf16' on a CPU without")
+def test_bf16_stays_close_to_fp32_on_a_contrast_calibrated_generator(synthetic_dg, source):
+    fp32 = synthetic_dg.to_precision("fp32")  # a copy: the shared model is not recalibrated
+    chain = fp32.run_chain(_refs(1, seed=3), source.id_feature)
+    # the face's central 128x128 window: the generator is convolutional, and bfloat16 convolutions are slow on
+    # CPUs without native support (CI); the full-size numbers are in benchmarks/bench_precision.py
+    x = fp32.sketch_tensor(chain.sketch)[..., 64:192, 64:192]
+    style = torch.from_numpy(source.style_code)
+    assert calibrate_contrast(fp32.generator, x, style) > 1
+    bf16 = fp32.to_precision("bf16")
+    assert bf16.precision == "bf16" and bf16.generator.decode[0].conv1.weight.dtype == torch.bfloat16
+    assert bf16.generator.from_rgb.weight.dtype == torch.float32  # the faint sketch lines stay exact
+    with torch.inference_mode():
+        exact, low = fp32.generator(x, style), bf16.generator(x, style)
+    assert low.dtype == torch.float32 and 0.2 < float(exact.std()) < 0.3
+    psnr = 10 * np.log10(1.0 / float(((low - exact) ** 2).mean()))
+    assert psnr >= BF16_MIN_PSNR_DB
+    assert bf16.reenact(source, _refs(1)).precision == "bf16"
