@@ -144,3 +144,40 @@ def test_bf16_stays_close_to_fp32_on_a_contrast_calibrated_generator(synthetic_d
     psnr = 10 * np.log10(1.0 / float(((low - exact) ** 2).mean()))
     assert psnr >= BF16_MIN_PSNR_DB
     assert bf16.reenact(source, _refs(1)).precision == "bf16"
+
+
+def test_tensor_sketch_renderer_matches_opencv_within_tolerance():
+    import cv2
+
+    from dgkit.geometry import mean_face_3d, pose_landmarks
+    from dgkit.sketch import draw_sketch, draw_sketches_torch, sketch_branch
+
+    rng = np.random.default_rng(0)
+    base = mean_face_3d("crop")
+    yaws = np.r_[rng.uniform(-60, 60, 16), rng.uniform(-90, -78, 4), rng.uniform(80, 90, 4)]
+    lms = np.stack([pose_landmarks(base, yaw=yaw, pitch=rng.uniform(-20, 20))[:, :2]
+                    + rng.normal(0, 1, (68, 2)) for yaw in yaws]).astype(np.float32)
+    assert {sketch_branch(lm) for lm in lms} == {"frontal", "left", "right"}
+    for kind in ("target", "reference"):
+        ours = draw_sketches_torch(torch.from_numpy(lms), kind=kind).numpy()
+        assert ours.shape == (24, 256, 256) and ours.dtype == np.uint8 and set(np.unique(ours)) <= {0, 255}
+        kernel = np.ones((3, 3), np.uint8)
+        for mine, lm in zip(ours, lms):
+            ref = draw_sketch(lm, kind=kind)
+            lit = (mine > 0) | (ref > 0)
+            assert ((mine > 0) == (ref > 0))[lit].mean() >= 0.90
+            assert not ((mine > 0) & (cv2.dilate(ref, kernel) == 0)).any()
+            assert not ((ref > 0) & (cv2.dilate(mine, kernel) == 0)).any()
+
+
+def test_tensor_sketch_renderer_is_exact_on_axis_and_diagonal_lines():
+    import cv2
+
+    from dgkit.sketch import _rasterize_segments
+
+    for a, b in [((3, 5), (12, 5)), ((3, 3), (3, 10)), ((3, 3), (10, 10)), ((20, 9), (4, 25)), ((5, 5), (5, 5)),
+                 ((250, 3), (258, 3))]:  # the last one leaves the canvas
+        ref = np.zeros((256, 256), np.uint8)
+        cv2.line(ref, a, b, 255, 2)
+        ours = _rasterize_segments(torch.tensor([[a]]), torch.tensor([[b]]), torch.tensor([[True]]))[0].numpy()
+        np.testing.assert_array_equal(ours, ref)
