@@ -550,6 +550,36 @@ class DualGenerator(nn.Module):
         return ChainResult(reference=ref, decoded_landmarks=decoded, target_landmarks=target, sketch=sketch,
                            image=image, sketch_intensity=intensity)
 
+    @_inference
+    def reenact_tensors(self, reference_landmarks: torch.Tensor, id_feature: torch.Tensor, style_code: torch.Tensor,
+                        *, sketch_intensity: SketchIntensity | None = None) -> torch.Tensor:
+        """The whole per-reference update on the model's device, tensors in and out (batched GPU throughput).
+
+        IDSG encoder/decoder, eye correction, :func:`dgkit.sketch.draw_sketches_torch` (the tensor sketch
+        renderer, within a pixel of OpenCV's) and the generator, with no host round trip. The numpy steps and
+        :meth:`run_chain` remain the reference path (OpenCV sketch, exact demo behaviour).
+
+        Args:
+            reference_landmarks: (N,68,2) float crop px; id_feature: (N,4096) or (1,4096); style_code: (N,128)
+                or (1,128), on any device (moved to the model's).
+        Returns:
+            (N,3,256,256) float32 faces in (0,1) on the model's device.
+        """
+        from .eyes import EYELID_PAIRS
+        from .sketch import draw_sketches_torch
+
+        ref = reference_landmarks.to(self.device, torch.float32)[..., :2]
+        n = len(ref)
+        code = self.landmark_encoder((ref / CROP).reshape(n, -1))
+        ids = id_feature.to(self.device, torch.float32).expand(n, -1)
+        target = (self.landmark_decoder(code, ids) * CROP).reshape(n, 68, 2)
+        ratio = (target[:, 36] - target[:, 39]).norm(dim=-1) / (ref[:, 36] - ref[:, 39]).norm(dim=-1)
+        for upper, lower in EYELID_PAIRS:  # the same rule as dgkit.eyes.correct_eyes, on tensors
+            target[:, upper] = target[:, lower] + ratio[:, None] * (ref[:, upper] - ref[:, lower])
+        lines = (draw_sketches_torch(target) > 0).float() * SKETCH_INTENSITIES[self._intensity(sketch_intensity)]
+        sketch = lines[:, None].expand(-1, 3, -1, -1).contiguous(memory_format=self.memory_format)
+        return self.generator(sketch, style_code.to(self.device, torch.float32).expand(n, -1))
+
     def reenact(self, source, reference_landmarks, *, sketch_intensity: SketchIntensity | None = None,
                 timer=None) -> Reenactment:
         """Full DG: source identity + reference pose/expression -> reenacted face(s).

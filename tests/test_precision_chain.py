@@ -181,3 +181,64 @@ def test_tensor_sketch_renderer_is_exact_on_axis_and_diagonal_lines():
         cv2.line(ref, a, b, 255, 2)
         ours = _rasterize_segments(torch.tensor([[a]]), torch.tensor([[b]]), torch.tensor([[True]]))[0].numpy()
         np.testing.assert_array_equal(ours, ref)
+
+
+def test_video_producer_thread_keeps_order_raises_and_stops(monkeypatch):
+    import threading
+
+    import dgkit.reenact as rn
+    from dgkit.errors import VideoError
+
+    monkeypatch.setattr(rn, "_frame_landmarks", lambda frame, backend, timer: None if frame[0, 0, 0] % 3 else
+                        np.full((68, 3), float(frame[0, 0, 0])))
+    frames = [np.full((4, 4, 3), i, np.uint8) for i in range(10)]
+    timer = rn._Timer({})
+    got = list(rn._detected_frames(iter(frames), "mediapipe", timer, depth=2))
+    assert [i for i, _, _ in got] == list(range(10))
+    assert all(np.array_equal(f, frames[i]) for i, f, _ in got)
+    assert [lm is not None for _, _, lm in got] == [i % 3 == 0 for i in range(10)]
+    assert "read" in timer.seconds
+
+    def broken():
+        yield frames[0]
+        raise VideoError("the video stops here")
+
+    with pytest.raises(VideoError, match="stops here"):
+        list(rn._detected_frames(broken(), "mediapipe", timer, depth=2))
+
+    endless = rn._detected_frames((frames[0] for _ in iter(int, 1)), "mediapipe", timer, depth=2)
+    next(endless)
+    endless.close()  # the consumer stops early: the producer thread ends too
+    assert not any(t.name == "dgkit-video-frames" and t.is_alive() for t in threading.enumerate())
+
+
+@pytest.mark.slow
+def test_tensor_update_follows_the_numpy_chain(synthetic_dg, source):
+    from dgkit.sketch import draw_sketches_torch
+
+    refs = _refs(2, seed=5)
+    chain = synthetic_dg.run_chain(refs, source.id_feature)
+    out = synthetic_dg.reenact_tensors(torch.from_numpy(refs), torch.from_numpy(source.id_feature),
+                                       torch.from_numpy(source.style_code))
+    assert out.shape == (2, 3, 256, 256) and out.dtype == torch.float32
+    # same target landmarks -> same tensor sketch -> the generator's own output for that sketch
+    sketch = draw_sketches_torch(torch.from_numpy(chain.target_landmarks)).numpy()
+    expected = synthetic_dg.generate(sketch, source.style_code, output="float")
+    np.testing.assert_allclose(out.permute(0, 2, 3, 1).numpy(), expected, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_runs_on_cpu(tmp_path, synthetic_weights, capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "bench_gpu.py"
+    spec = importlib.util.spec_from_file_location("bench_gpu", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "gpu.json"
+    assert bench.main(["--device", "cpu", "--batches", "2", "--repeats", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [(r["precision"], r["variant"], r["batch"]) for r in rows] == [("fp32", "eager", 2)]
+    assert rows[0]["frames_per_s"] > 0 and "frames/s" in capsys.readouterr().out
