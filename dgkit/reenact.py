@@ -756,6 +756,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                    help="fall back to UNTRAINED synthetic weights when the official ones are missing")
     p.add_argument("--baseline-only", action="store_true", help="no DG: write the warp baseline")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps (default cpu)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "tf32"), default="fp32",
+                   help="numeric precision: fp32 (exact, default), bf16 (faster on GPUs and CPUs with native "
+                        "bfloat16), fp16 / tf32 (GPU only)")
     p.add_argument("--sketch-intensity", choices=("demo", "train"), default="demo",
                    help="sketch line value fed to the generator: demo (1/255, as released) or train (1.0)")
     p.add_argument("--batch-size", type=int, default=8, help="video: frames per DG batch (default 8)")
@@ -779,7 +782,7 @@ def _cli_load_dg(args: argparse.Namespace):
 
     try:
         return load_dg(args.weights, device=args.device, sketch_intensity=args.sketch_intensity,
-                       allow_synthetic=args.synthetic)
+                       allow_synthetic=args.synthetic, precision=args.precision)
     except WeightsNotFoundError as exc:
         raise WeightsNotFoundError(
             f"{exc}\nTo try the pipeline anyway, add --synthetic (UNTRAINED weights: the images are noise-like) "

@@ -242,3 +242,17 @@ def test_gpu_benchmark_runs_on_cpu(tmp_path, synthetic_weights, capsys):
     rows = json.loads(out.read_text())
     assert [(r["precision"], r["variant"], r["batch"]) for r in rows] == [("fp32", "eager", 2)]
     assert rows[0]["frames_per_s"] > 0 and "frames/s" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_cli_precision_option(tmp_path, synthetic_weights, capsys):
+    from dgkit import cli
+    from dgkit.io import sample_image, write_image
+
+    src = write_image(tmp_path / "src.png", sample_image())
+    out = tmp_path / "out.png"
+    code = cli.main(["reenact", str(src), str(src), "-o", str(out), "--weights", str(synthetic_weights),
+                     "--precision", "fp16"])
+    assert code == 1 and "GPU" in capsys.readouterr().err and not out.exists()
+    with pytest.raises(SystemExit):
+        cli.main(["reenact", str(src), str(src), "-o", str(out), "--precision", "int8"])
