@@ -11,7 +11,7 @@ the run (sampled every 20 ms), and per stage the seconds, ms per frame and share
 overlap, read/detect/align run on the other thread, so the shares add up to more than 100 %). Then the
 landmark detection time per image of each available backend (median; see benchmarks/bench_landmarks.py).
 
-    python benchmarks/bench_video.py [--frames 12] [--batch-sizes 1 8] [--precisions fp32 bf16]
+    python benchmarks/bench_video.py [--frames 12] [--batch-sizes 1 8] [--precisions fp32 bf16] [--repeats 3]
                                      [--backend auto] [--device cpu] [--skip-dg]
 """
 
@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="auto", help="landmark backend")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--detect-runs", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=1, help="interleaved runs of each configuration (median)")
     parser.add_argument("--skip-dg", action="store_true", help="time only the warp baseline")
     args = parser.parse_args(argv)
 
@@ -146,20 +147,25 @@ def main(argv: list[str] | None = None) -> int:
     source = sample_image()
     with tempfile.TemporaryDirectory() as tmp:
         video = make_test_video(Path(tmp) / "drive.mp4", n_frames=args.frames, fps=24.0)
-        seconds = run_once(source, video, None, args, args.batch_sizes[0])
-        print_table("warp baseline (no DG, 256 px)", seconds)
+        configs = [("warp baseline (no DG, 256 px)", None, args.batch_sizes[0], True)]
         if not args.skip_dg:
             warnings.filterwarnings("ignore", message="precision='bf16' on a CPU without")
             for precision in args.precisions:
                 dg = load_dg(synthetic_weights_dir(1234), device=args.device, precision=precision)
                 for batch in args.batch_sizes:
-                    seconds = run_once(source, video, dg, args, batch)
-                    print_table(f"DG {precision}, batch {batch}, overlap (synthetic weights, 256 px)", seconds)
+                    configs.append((f"DG {precision}, batch {batch}, overlap (synthetic weights, 256 px)", dg, batch,
+                                    True))
                     if precision == args.precisions[0] and batch == args.batch_sizes[-1]:
-                        seconds = run_once(source, video, dg, args, batch, overlap=False)
-                        print_table(f"DG {precision}, batch {batch}, no overlap (synthetic weights, 256 px)",
-                                    seconds)
-                del dg
+                        configs.append((f"DG {precision}, batch {batch}, no overlap (synthetic weights, 256 px)", dg,
+                                        batch, False))
+        runs: dict[str, list[dict[str, float]]] = {label: [] for label, *_ in configs}
+        for _ in range(args.repeats):  # interleaved: load from other processes hits every configuration alike
+            for label, dg, batch, overlap in configs:
+                runs[label].append(run_once(source, video, dg, args, batch, overlap))
+        for label, results in runs.items():
+            results.sort(key=lambda r: r["total"])
+            print_table(label + (f", median of {len(results)}" if len(results) > 1 else ""),
+                        results[len(results) // 2])
     detection_times(args.detect_runs)
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end (other processes share this CPU)")
     return 0
