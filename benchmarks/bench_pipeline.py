@@ -7,8 +7,9 @@ Two paths are timed in the same run, interleaved repetition by repetition (so th
 hits both alike; compare their ratio, not absolute numbers across runs):
 
 * ``original``: the released demo's per-frame path, rebuilt from dgkit's networks in the demo's settings
-  (contiguous NCHW tensors, ``torch.no_grad``): VGG-Face fc7 of the source + IDSG encoder/decoder + eye correction
-  + target sketch + generator, *every frame* (the demo re-ran VGG-Face per frame; its style code was cached).
+  (contiguous NCHW tensors, torch's instance norm, ``torch.no_grad``): VGG-Face fc7 of the source + IDSG
+  encoder/decoder + eye correction + target sketch + generator, *every frame* (the demo re-ran VGG-Face per
+  frame; its style code was cached).
 * ``dgkit``: a per-reference update with an already encoded source (:class:`dgkit.SourceEncoding`), i.e.
   ``dg.reenact(encoding, reference)``: IDSG + eye correction + sketch + generator, channels_last, inference mode,
   once per precision asked for (``load_dg(..., precision=...)``; default fp32, plus bf16 where the CPU has native
@@ -89,9 +90,34 @@ def inputs(batch: int) -> tuple[np.ndarray, np.ndarray]:
     return sources, refs
 
 
+def demo_networks(dg):
+    """A contiguous (NCHW) copy of dg's networks whose instance norms are torch's own, as in the released code."""
+    import types
+
+    import torch.nn.functional as F
+
+    from dgkit.models.blocks import AdaIN, InstanceNorm
+
+    def instance_norm(self, x):
+        return F.instance_norm(x, weight=getattr(self, "weight", None), bias=getattr(self, "bias", None),
+                               eps=self.eps)
+
+    def adain(self, x, s):
+        gamma, beta = torch.chunk(self.fc(s)[:, :, None, None], chunks=2, dim=1)
+        return (1 + gamma) * self.norm(x) + beta
+
+    nets = copy.deepcopy(dg).to(memory_format=torch.contiguous_format)
+    for module in nets.modules():
+        if isinstance(module, InstanceNorm):
+            module.forward = types.MethodType(instance_norm, module)
+        elif isinstance(module, AdaIN):
+            module.forward = types.MethodType(adain, module)
+    return nets
+
+
 def original_path(dg) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
     """The demo's per-frame computation with a contiguous (NCHW) copy of the networks under no_grad."""
-    nets = copy.deepcopy(dg).to(memory_format=torch.contiguous_format)
+    nets = demo_networks(dg)
     intensity = 1 / 255
 
     device = dg.device
