@@ -3,8 +3,9 @@
 A synthetic driving video (the astronaut, gently moving; 256x256) is reenacted with the astronaut photo as
 source, once with DG on the synthetic (untrained) weights, which cost exactly what the official ones cost,
 and once with the warp baseline (no DG). DG runs once per precision x batch size, with the frames read and
-detected on a producer thread overlapping the networks (``iter_reenact_video(..., overlap=True)``, the default)
-and once without overlap (every stage in turn: dgkit's earlier video loop) for comparison. A warm-up run on
+detected on a producer thread overlapping the networks (``iter_reenact_video(..., overlap=True)``, the
+default on GPUs), and once without overlap (every stage in turn, the CPU default) for comparison; with
+``--repeats`` the configurations alternate run by run and the median run is shown. A warm-up run on
 the first batch (models built, caches filled) is excluded. Reported: frames per second end to end (source
 preparation and encoding included, writing the video excluded), peak resident memory of the process during
 the run (sampled every 20 ms), and per stage the seconds, ms per frame and share of the wall time (with the

@@ -549,7 +549,7 @@ def iter_reenact_video(
     max_frames: int | None = None,
     on_no_face: OnNoFace = "hold",
     timings: dict[str, float] | None = None,
-    overlap: bool = True,
+    overlap: bool | None = None,
 ) -> Iterator[VideoFrame]:
     """Reenact the source with every frame of a driving video, yielding one :class:`VideoFrame` per frame.
 
@@ -570,8 +570,10 @@ def iter_reenact_video(
         max_frames: stop after this many frames (None: all).
         on_no_face: "hold" or "source".
         timings: optional dict that receives wall seconds per stage (added to existing values).
-        overlap: with DG, read and detect frames on a producer thread while the networks run (faster on 2+
-            cores; at most ``2 * batch_size`` frames wait). False runs every stage in turn on this thread.
+        overlap: with DG, read and detect frames on a producer thread while the networks run (at most
+            ``2 * batch_size`` frames wait). None (default): on when DG runs on a GPU; on a CPU the detector and
+            the networks compete for the same cores and the generator dominates (benchmarks/bench_video.py
+            measured no gain on 2 cores), so every stage runs in turn on this thread.
 
     Raises:
         NoFaceError: no face in the source photo. VideoError: the video cannot be read.
@@ -588,9 +590,11 @@ def iter_reenact_video(
 
 
 def _iter_video(src, frames, dg, backend, batch_size, smoothing, on_no_face, timer,
-                overlap: bool = True) -> Iterator[VideoFrame]:
+                overlap: bool | None = None) -> Iterator[VideoFrame]:
     state = _VideoRun(src, dg, float(smoothing), on_no_face, timer)
     batch: list[_Pending] = []
+    if overlap is None:
+        overlap = dg is not None and dg.device.type != "cpu"
     detected = _detected_frames(frames, backend, timer, depth=2 * batch_size) if dg is not None and overlap else (
         (index, frame, _frame_landmarks(frame, backend, timer))
         for index, frame in enumerate(_timed_frames(frames, timer)))
