@@ -261,7 +261,7 @@ class Task(ABC):
         self.rt.broadcast_({**self.nets, **{f"ema.{k}": v for k, v in self.ema.items()}})
 
     def adam(self, net: nn.Module, lr: float | None = None) -> torch.optim.Optimizer:
-        # fused: one kernel for all parameters instead of a Python loop per tensor (2.9x faster steps measured)
+        # fused: one kernel for all parameters instead of a Python loop over tensors
         return torch.optim.Adam(net.parameters(), lr=lr or self.cfg.lr, betas=tuple(self.cfg.betas),
                                 weight_decay=self.cfg.weight_decay, fused=True)
 
