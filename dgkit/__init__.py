@@ -29,6 +29,8 @@ _LAZY = {
     "SourceEncoding": "dgkit.pipeline",
     "ReferenceEncoding": "dgkit.pipeline",
     "Reenactment": "dgkit.pipeline",
+    "ChainResult": "dgkit.pipeline",
+    "PRECISIONS": "dgkit.pipeline",
     "SKETCH_INTENSITIES": "dgkit.pipeline",
     # preprocessing (SPEC section 3)
     "align_face": "dgkit.align",
@@ -106,5 +108,6 @@ def __dir__():
 if TYPE_CHECKING:  # pragma: no cover - for editors and type checkers only
     from .align import ARCFACE_TEMPLATE_256, align_face, alignment_matrix
     from .eyes import correct_eyes
-    from .pipeline import DualGenerator, Reenactment, ReferenceEncoding, SourceEncoding, load_dg
+    from .pipeline import (PRECISIONS, ChainResult, DualGenerator, Reenactment, ReferenceEncoding, SourceEncoding,
+                           load_dg)
     from .sketch import draw_sketch, sketch_branch

@@ -119,9 +119,8 @@ def source_reference_grid(dg, sources: Any, references: Any, *, source_titles: S
     enc = dg.encode_source(src)
     ref = dg.encode_reference(refs[:, :, :2].astype(np.float32))
     si, ri = np.repeat(np.arange(n), m), np.tile(np.arange(m), n)  # row-major cells
-    decoded = dg.decode(ref.landmark_code[ri], enc.id_feature[si])
-    target = dg.correct_eyes(decoded, ref.landmarks[ri])
-    images = dg.generate(dg.draw(target), enc.style_code[si])
+    cells = type(ref)(ref.landmarks[ri], ref.landmark_code[ri])
+    images = dg.run_chain(cells, enc.id_feature[si], enc.style_code[si]).image
     untrained = viz.is_untrained(dg)
 
     from .sketch import draw_sketch

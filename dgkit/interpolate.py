@@ -174,13 +174,13 @@ def _pair_landmarks(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _finish(dg, ts, method, refs, codes, enc, render: bool) -> CodeInterpolation:
-    decoded = dg.decode(codes.astype(np.float32), enc.id_feature)
-    target = dg.correct_eyes(decoded, refs)
-    sketches = dg.draw(target)
-    images = dg.generate(sketches, enc.style_code) if render else None
-    return CodeInterpolation(ts=ts, method=method, reference_landmarks=refs.astype(np.float32),
-                             codes=codes.astype(np.float32), decoded_landmarks=decoded, target_landmarks=target,
-                             sketches=sketches, images=images, weights=dg.weights.label)
+    from .pipeline import ReferenceEncoding
+
+    steps = ReferenceEncoding(refs.astype(np.float32), codes.astype(np.float32))
+    chain = dg.run_chain(steps, enc.id_feature, enc.style_code if render else None)
+    return CodeInterpolation(ts=ts, method=method, reference_landmarks=steps.landmarks, codes=steps.landmark_code,
+                             decoded_landmarks=chain.decoded_landmarks, target_landmarks=chain.target_landmarks,
+                             sketches=chain.sketch, images=chain.image, weights=dg.weights.label)
 
 
 def interpolate_codes(dg, ref_a_lm: Any, ref_b_lm: Any, ts: Sequence[float] | np.ndarray, method: Method = "linear",
@@ -306,12 +306,10 @@ def interpolate_identity(dg, source_a: Any, source_b: Any, reference_lm: Any, ts
     ref = dg.encode_reference(reference_lm)
     ids = interpolate(ea.id_feature[0], eb.id_feature[0], t, method).astype(np.float32)
     styles = interpolate(ea.style_code[0], eb.style_code[0], t, method).astype(np.float32)
-    decoded = dg.decode(ref.landmark_code, ids)
-    target = dg.correct_eyes(decoded, ref.landmarks)
-    sketches = dg.draw(target)
-    images = dg.generate(sketches, styles) if render else None
-    return IdentityInterpolation(ts=t, method=method, id_features=ids, style_codes=styles, target_landmarks=target,
-                                 sketches=sketches, images=images, weights=dg.weights.label)
+    chain = dg.run_chain(ref, ids, styles if render else None)
+    return IdentityInterpolation(ts=t, method=method, id_features=ids, style_codes=styles,
+                                 target_landmarks=chain.target_landmarks, sketches=chain.sketch, images=chain.image,
+                                 weights=dg.weights.label)
 
 
 # --- pose sweeps --------------------------------------------------------------------------------------------

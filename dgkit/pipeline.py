@@ -9,8 +9,12 @@
     draw(target landmarks)                       -> sketch (N,256,256) uint8 {0,255}       [show_map]
     generate(sketch, style_code)                 -> image  (N,256,256,3) uint8 RGB        [RFG generator]
 
-``reenact`` chains them and returns a :class:`Reenactment` holding every intermediate. Changing only the
+``run_chain`` runs decode -> correct_eyes -> draw (-> generate) in one call (every caller in dgkit uses it;
+without a style code it stops after the sketch: the fast shape-only update a slider needs). ``reenact``
+encodes, chains and returns a :class:`Reenactment` holding every intermediate. Changing only the
 reference reuses a :class:`SourceEncoding`, so VGG-Face and the style encoder run once per source.
+Per-call options (``sketch_intensity``) are arguments; the numeric precision is fixed when the model is built
+(``load_dg(..., precision=...)``).
 All arrays are numpy, batch first; landmarks are x, y in pixels of the 256x256 ArcFace-aligned crop
 (see :func:`dgkit.align_face`); the networks see them normalized (/256, interleaved to 136 values).
 """
@@ -18,6 +22,7 @@ All arrays are numpy, batch first; landmarks are x, y in pixels of the 256x256 A
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import logging
 import warnings
@@ -41,7 +46,24 @@ SKETCH_INTENSITIES: dict[str, float] = {"demo": 1.0 / 255.0, "train": 1.0}
 """Value of sketch lines fed to the generator. "demo": 1/255, what the released demo did (quirk Q1: its
 uint8 round trip wrapped 255*255 to 1); "train": 1.0, what the RFG was trained on."""
 
+Precision = Literal["fp32", "tf32", "bf16", "fp16"]
+PRECISIONS: dict[str, str] = {
+    "fp32": "exact float32 everywhere (reproduces the released demo; the default)",
+    "tf32": "CUDA only: float32 with TF32 tensor-core convolutions/matmuls (~1e-3 relative); on CPU same as fp32",
+    "bf16": "bfloat16 generator decoder, style encoder and VGG-Face; the generator's encoder (which sees the "
+            "faint sketch lines), IDSG, eye correction and sketch stay float32",
+    "fp16": "CUDA only: like bf16 with float16",
+}
+"""Numeric precisions of :func:`load_dg`; what each costs in fidelity is measured by benchmarks/bench_precision.py."""
+
 CROP = 256
+
+
+class _NoTimer:
+    """Stand-in for a per-stage timer: ``timer(stage)`` returns a context manager that does nothing."""
+
+    def __call__(self, stage: str) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
 
 
 # --- results --------------------------------------------------------------------------------------------------
@@ -102,6 +124,7 @@ class Reenactment:
         image: (N,256,256,3) uint8 RGB reenacted faces.
         sketch_intensity: "demo" or "train".
         weights: label of the weights used ("official", "synthetic (untrained)", ...).
+        precision: numeric precision of the model that made it ("fp32", "tf32", "bf16", "fp16").
     """
 
     source_image: np.ndarray
@@ -115,9 +138,34 @@ class Reenactment:
     image: np.ndarray
     sketch_intensity: str = "demo"
     weights: str = "official"
+    precision: str = "fp32"
 
     def __len__(self) -> int:
         return len(self.image)
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    """Output of :meth:`DualGenerator.run_chain` (numpy, batch first; landmarks float32 crop px, x then y).
+
+    Attributes:
+        reference: the (N) reference landmarks and landmark codes that were decoded.
+        decoded_landmarks: (N,68,2) IDSG decoder output.
+        target_landmarks: (N,68,2) after eye correction.
+        sketch: (N,256,256) uint8 {0,255} target sketches.
+        image: (N,256,256,3) uint8 RGB faces, or None for a shape-only run (no style code given).
+        sketch_intensity: the line value the generator was (or would be) fed: "demo" or "train".
+    """
+
+    reference: ReferenceEncoding
+    decoded_landmarks: np.ndarray
+    target_landmarks: np.ndarray
+    sketch: np.ndarray
+    image: np.ndarray | None
+    sketch_intensity: str
+
+    def __len__(self) -> int:
+        return len(self.target_landmarks)
 
 
 @dataclass(frozen=True)
@@ -201,7 +249,9 @@ def _fp32_on_cuda(device: torch.device, allow_tf32: bool):
     """Full-precision float32 convolutions/matmuls on CUDA unless ``allow_tf32``.
 
     cuDNN convolutions use TF32 by default on Ampere and newer GPUs: ~1e-3 relative error, outside the tolerances
-    that reproduce the released demo (its code predates TF32). The flags are global, so they are restored after.
+    that reproduce the released demo (its code predates TF32). torch offers these switches only as process-wide
+    flags (no per-module or per-call setting), so each step sets them from the model's precision (fixed at load
+    time) and restores the caller's values afterwards: other code in the process is not affected.
     """
     if device.type != "cuda":
         yield
@@ -223,7 +273,7 @@ def _inference(method):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        with torch.inference_mode(), _fp32_on_cuda(self.device, self.allow_tf32):
+        with torch.inference_mode(), _fp32_on_cuda(self.device, self.precision == "tf32"):
             return method(self, *args, **kwargs)
 
     return wrapper
@@ -234,12 +284,14 @@ class DualGenerator(nn.Module):
     """DG with its five networks: VGG-Face, IDSG encoder/decoder, RFG style encoder/generator.
 
     The IDSG landmark discriminator and identity classifier are kept (strict loading, training) in
-    ``idsg_extra``. Build it with :func:`load_dg`; call the steps or :meth:`reenact`.
+    ``idsg_extra``. Build it with :func:`load_dg`; call the steps, :meth:`run_chain` or :meth:`reenact`.
+    ``sketch_intensity`` is the default of the calls that take one; ``precision`` is fixed at construction.
     """
 
     def __init__(self, *, device: str | torch.device = "cpu", sketch_intensity: SketchIntensity = "demo",
-                 weights: WeightsInfo | None = None):
+                 weights: WeightsInfo | None = None, precision: Precision = "fp32"):
         super().__init__()
+        self._precision = _check_precision(precision, torch.device(device))
         self.vgg = VGGFace()
         self.landmark_encoder = IDSG_NETS["lm_linear_encoder"]()
         self.landmark_decoder = IDSG_NETS["linear_decoder"]()
@@ -248,9 +300,8 @@ class DualGenerator(nn.Module):
         self.generator = RFG_NETS["generator"]()
         self.weights = weights or WeightsInfo("uninitialized", trained=False)
         self.sketch_intensity = sketch_intensity
-        # False: exact float32 on CUDA (matches the released demo); True: TF32 convolutions, faster on Ampere+
-        self.allow_tf32 = False
         self.eval()
+        self._apply_precision()
         self.to(torch.device(device))
 
     def to(self, *args, **kwargs):
@@ -272,6 +323,50 @@ class DualGenerator(nn.Module):
         return next(self.generator.parameters()).device
 
     @property
+    def precision(self) -> str:
+        """"fp32" (exact), "tf32", "bf16" or "fp16": fixed when the model is built (see :data:`PRECISIONS`)."""
+        return self._precision
+
+    @property
+    def allow_tf32(self) -> bool:
+        """Whether CUDA float32 steps may use TF32 (``precision="tf32"``); exact float32 otherwise."""
+        return self._precision == "tf32"
+
+    def low_precision_modules(self) -> list[str]:
+        """Names of the sub-networks that run in bfloat16/float16 at this precision (empty for fp32/tf32)."""
+        if self._precision not in ("bf16", "fp16"):
+            return []
+        # Chosen by measurement on a contrast-calibrated generator (benchmarks/bench_precision.py): the decoder
+        # blocks in low precision keep ~43 dB PSNR; adding encoder blocks falls to ~38 dB (blocks 1-3) and ~24 dB
+        # (all): the sketch lines are faint (1/255) and their rounding is amplified by the encoder's instance norms.
+        return ["generator.decode", "style_encoder", "vgg"]
+
+    def _apply_precision(self) -> None:
+        """Cast the sub-networks named by :meth:`low_precision_modules` to the low dtype (fp32 stays)."""
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self._precision)
+        if dtype is None:
+            return
+        if dtype == torch.bfloat16 and self.device.type == "cpu" and not cpu_has_fast_bf16():
+            warnings.warn("precision='bf16' on a CPU without native bfloat16 support (AVX-512 BF16 / AMX): "
+                          "convolutions fall back to a slow path, several times slower than float32 here; use "
+                          "precision='fp32' on this machine", RuntimeWarning, stacklevel=3)
+        for name in self.low_precision_modules():
+            self.get_submodule(name).to(dtype)
+
+    def to_precision(self, precision: Precision) -> "DualGenerator":
+        """A copy of this model at another precision (for side-by-side comparisons); this model is unchanged.
+
+        Casting down is a one-way trip, so the copy is made from a float32 model only.
+        """
+        if self._precision not in ("fp32", "tf32"):
+            raise InputError(f"to_precision needs a float32 model (this one is {self._precision}); "
+                             "load a float32 model with dgkit.load_dg(..., precision='fp32')")
+        clone = copy.deepcopy(self)
+        clone._precision = _check_precision(precision, self.device)
+        clone._apply_precision()
+        return clone
+
+    @property
     def sketch_intensity(self) -> str:
         return self._sketch_intensity
 
@@ -282,7 +377,12 @@ class DualGenerator(nn.Module):
         self._sketch_intensity = value
 
     def load_official_state(self, rfg: dict, idsg: dict, vgg_face: dict) -> None:
-        """Load the three official checkpoint objects (as returned by ``dgkit.checkpoint.load_checkpoint``)."""
+        """Load the three official checkpoint objects (as returned by ``dgkit.checkpoint.load_checkpoint``).
+
+        A model built on the meta device (what :func:`load_dg` does) takes the checkpoints' tensors as its
+        parameters (no random initialisation, no second copy); otherwise the values are copied in place.
+        """
+        assign = self.device.type == "meta"
         targets = {
             "generator": (self.generator, rfg), "style_encoder": (self.style_encoder, rfg),
             "lm_linear_encoder": (self.landmark_encoder, idsg), "linear_decoder": (self.landmark_decoder, idsg),
@@ -290,8 +390,11 @@ class DualGenerator(nn.Module):
             "linear_classfier": (self.idsg_extra["linear_classfier"], idsg),
         }
         for name, (net, blob) in targets.items():
-            _load_strict(net, blob[name], name)
-        _load_strict(self.vgg, from_vgg_face_dag(vgg_face), "vgg_face_dag")
+            _load_strict(net, blob[name], name, assign)
+        _load_strict(self.vgg, from_vgg_face_dag(vgg_face), "vgg_face_dag", assign)
+        if assign:
+            self.vgg.reset_constants()  # its normalisation constants are not in the checkpoint
+        self._apply_precision()
         self.to(memory_format=self.memory_format)
 
     def _tensor(self, arr: np.ndarray) -> torch.Tensor:
@@ -312,10 +415,12 @@ class DualGenerator(nn.Module):
         """
         images = _as_source_batch(source)
         x = self._images_to_tensor(images)
+        x_vgg = x.to(self.vgg.classifier[0].weight.dtype)
+        x_style = x_vgg.to(self.style_encoder.fc.weight.dtype)
         return SourceEncoding(
             image=images.copy(),
-            id_feature=self.vgg(x).float().cpu().numpy(),
-            style_code=self.style_encoder(x).float().cpu().numpy(),
+            id_feature=self.vgg(x_vgg).float().cpu().numpy(),
+            style_code=self.style_encoder(x_style).float().cpu().numpy(),
         )
 
     @_inference
@@ -350,25 +455,38 @@ class DualGenerator(nn.Module):
         lm = _as_landmark_batch(target_landmarks, "target_landmarks")
         return np.stack([draw_sketch(p, kind="target") for p in lm])
 
-    def sketch_tensor(self, sketch: np.ndarray) -> torch.Tensor:
-        """(N,256,256) uint8 sketch -> generator input (N,3,256,256), lines at the configured intensity."""
+    def _intensity(self, sketch_intensity: str | None) -> str:
+        """The call's sketch intensity: the argument, or the model's default when None."""
+        if sketch_intensity is None:
+            return self.sketch_intensity
+        if sketch_intensity not in SKETCH_INTENSITIES:
+            raise InputError(f"sketch_intensity must be one of {sorted(SKETCH_INTENSITIES)}, got {sketch_intensity!r}")
+        return sketch_intensity
+
+    def sketch_tensor(self, sketch: np.ndarray, sketch_intensity: SketchIntensity | None = None) -> torch.Tensor:
+        """(N,256,256) uint8 sketch -> generator input (N,3,256,256) float32, lines at ``sketch_intensity``.
+
+        ``sketch_intensity``: "demo" (1/255), "train" (1.0) or None for the model's default.
+        """
         sk = np.asarray(sketch)
         if sk.ndim == 2:
             sk = sk[None]
         if sk.ndim != 3 or sk.shape[1:] != (CROP, CROP) or sk.dtype != np.uint8:
             raise InputError(f"a sketch must be uint8 (256,256) or (N,256,256), got {sk.dtype} {sk.shape}")
-        lines = (self._tensor(sk) > 0).float() * SKETCH_INTENSITIES[self.sketch_intensity]
+        lines = (self._tensor(sk) > 0).float() * SKETCH_INTENSITIES[self._intensity(sketch_intensity)]
         return lines[:, None].expand(-1, 3, -1, -1).contiguous(memory_format=self.memory_format)
 
     @_inference
     def generate(self, sketch: np.ndarray, style_code: np.ndarray, *,
-                 output: Literal["uint8", "float"] = "uint8") -> np.ndarray:
+                 output: Literal["uint8", "float"] = "uint8",
+                 sketch_intensity: SketchIntensity | None = None) -> np.ndarray:
         """RFG generator: sketch (N,256,256) uint8 + style code (N,128) -> faces (N,256,256,3) RGB.
 
         ``output="uint8"`` converts like the demo, ``floor(255 * y)`` (truncation, quirk Q9);
         ``output="float"`` returns the sigmoid output, float32 in (0,1).
+        ``sketch_intensity``: "demo", "train" or None (the model's default) for this call.
         """
-        x = self.sketch_tensor(sketch)
+        x = self.sketch_tensor(sketch, sketch_intensity)
         style = _as_vector_batch(style_code, 128, "style_code")
         n = _broadcast(len(x), len(style), ("sketches", "style codes"))
         out = self.generator(x.expand(n, -1, -1, -1) if len(x) != n else x, self._tensor(_repeat(style, n)))
@@ -397,7 +515,73 @@ class DualGenerator(nn.Module):
         found["output"] = out
         return {k: v[0].float().cpu().numpy() for k, v in found.items()}
 
-    def reenact(self, source, reference_landmarks) -> Reenactment:
+    def run_chain(self, reference, id_feature, style_code=None, *,
+                  sketch_intensity: SketchIntensity | None = None, timer=None) -> ChainResult:
+        """The DG step chain: decode -> correct eyes -> draw the sketch -> generate (the one place it is written).
+
+        Args:
+            reference: a :class:`ReferenceEncoding` (landmarks + codes; e.g. interpolated codes), or reference
+                landmarks (68,2)/(N,68,2) crop px, which are encoded first.
+            id_feature: (4096,) or (N,4096) VGG-Face identity feature(s) of the source.
+            style_code: (128,) or (N,128) style code(s); None stops after the sketch (a shape-only update:
+                IDSG + eye correction + sketch, a few ms, for panels that must follow a slider at once;
+                call :meth:`generate` on ``result.sketch`` for the face).
+            sketch_intensity: "demo", "train" or None (the model's default) for this call.
+            timer: optional ``timer(stage) -> context manager`` charged with the stages "idsg", "sketch" and
+                "generator" (e.g. ``dgkit.reenact``'s video timer).
+        Any batch of size 1 is repeated to the others' size.
+        Returns:
+            :class:`ChainResult` with every intermediate (``image`` None without a style code).
+        """
+        timer = timer or _NoTimer()
+        intensity = self._intensity(sketch_intensity)
+        with timer("idsg"):
+            ref = reference if isinstance(reference, ReferenceEncoding) else self.encode_reference(reference)
+            decoded = self.decode(ref.landmark_code, id_feature)
+            n = len(decoded)
+            ref = ReferenceEncoding(_repeat(ref.landmarks, n), _repeat(ref.landmark_code, n))
+            target = self.correct_eyes(decoded, ref.landmarks)
+        with timer("sketch"):
+            sketch = self.draw(target)
+        image = None
+        if style_code is not None:
+            with timer("generator"):
+                image = self.generate(sketch, style_code, sketch_intensity=intensity)
+        return ChainResult(reference=ref, decoded_landmarks=decoded, target_landmarks=target, sketch=sketch,
+                           image=image, sketch_intensity=intensity)
+
+    @_inference
+    def reenact_tensors(self, reference_landmarks: torch.Tensor, id_feature: torch.Tensor, style_code: torch.Tensor,
+                        *, sketch_intensity: SketchIntensity | None = None) -> torch.Tensor:
+        """The whole per-reference update on the model's device, tensors in and out (batched GPU throughput).
+
+        IDSG encoder/decoder, eye correction, :func:`dgkit.sketch.draw_sketches_torch` (the tensor sketch
+        renderer, within a pixel of OpenCV's) and the generator, with no host round trip. The numpy steps and
+        :meth:`run_chain` remain the reference path (OpenCV sketch, exact demo behaviour).
+
+        Args:
+            reference_landmarks: (N,68,2) float crop px; id_feature: (N,4096) or (1,4096); style_code: (N,128)
+                or (1,128), on any device (moved to the model's).
+        Returns:
+            (N,3,256,256) float32 faces in (0,1) on the model's device.
+        """
+        from .eyes import EYELID_PAIRS
+        from .sketch import draw_sketches_torch
+
+        ref = reference_landmarks.to(self.device, torch.float32)[..., :2]
+        n = len(ref)
+        code = self.landmark_encoder((ref / CROP).reshape(n, -1))
+        ids = id_feature.to(self.device, torch.float32).expand(n, -1)
+        target = (self.landmark_decoder(code, ids) * CROP).reshape(n, 68, 2)
+        ratio = (target[:, 36] - target[:, 39]).norm(dim=-1) / (ref[:, 36] - ref[:, 39]).norm(dim=-1)
+        for upper, lower in EYELID_PAIRS:  # the same rule as dgkit.eyes.correct_eyes, on tensors
+            target[:, upper] = target[:, lower] + ratio[:, None] * (ref[:, upper] - ref[:, lower])
+        lines = (draw_sketches_torch(target) > 0).float() * SKETCH_INTENSITIES[self._intensity(sketch_intensity)]
+        sketch = lines[:, None].expand(-1, 3, -1, -1).contiguous(memory_format=self.memory_format)
+        return self.generator(sketch, style_code.to(self.device, torch.float32).expand(n, -1))
+
+    def reenact(self, source, reference_landmarks, *, sketch_intensity: SketchIntensity | None = None,
+                timer=None) -> Reenactment:
         """Full DG: source identity + reference pose/expression -> reenacted face(s).
 
         Args:
@@ -405,23 +589,23 @@ class DualGenerator(nn.Module):
                 (so that changing only the reference skips VGG-Face and the style encoder).
             reference_landmarks: (68,2) or (N,68,2) float, 256-crop pixels, x then y.
                 Batches of sources and references must be equal, or one of them 1 (it is repeated).
+            sketch_intensity: "demo", "train" or None (the model's default) for this call.
+            timer: optional per-stage timer, see :meth:`run_chain`.
         Returns:
             :class:`Reenactment` with every intermediate.
         """
         enc = source if isinstance(source, SourceEncoding) else self.encode_source(source)
-        ref = self.encode_reference(reference_landmarks)
-        n = _broadcast(len(enc), len(ref.landmarks), ("sources", "references"))
+        ref_lm = _as_landmark_batch(reference_landmarks)
+        n = _broadcast(len(enc), len(ref_lm), ("sources", "references"))
         if len(enc) != n:
             enc = enc.select(np.zeros(n, dtype=int))
-        decoded = self.decode(ref.landmark_code, enc.id_feature)
-        target = self.correct_eyes(decoded, ref.landmarks)
-        sketch = self.draw(target)
-        image = self.generate(sketch, enc.style_code)
+        chain = self.run_chain(ref_lm, enc.id_feature, enc.style_code, sketch_intensity=sketch_intensity, timer=timer)
         return Reenactment(
-            source_image=enc.image, reference_landmarks=_repeat(ref.landmarks, n), id_feature=enc.id_feature,
-            landmark_code=_repeat(ref.landmark_code, n), decoded_landmarks=decoded, target_landmarks=target,
-            sketch=sketch, style_code=enc.style_code, image=image, sketch_intensity=self.sketch_intensity,
-            weights=self.weights.label,
+            source_image=enc.image, reference_landmarks=chain.reference.landmarks, id_feature=enc.id_feature,
+            landmark_code=chain.reference.landmark_code, decoded_landmarks=chain.decoded_landmarks,
+            target_landmarks=chain.target_landmarks, sketch=chain.sketch, style_code=enc.style_code,
+            image=chain.image, sketch_intensity=chain.sketch_intensity, weights=self.weights.label,
+            precision=self.precision,
         )
 
 
@@ -430,9 +614,26 @@ def to_uint8_image(images: torch.Tensor) -> np.ndarray:
     return (images.float() * 255).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
-def _load_strict(net: nn.Module, state: dict, name: str) -> None:
+def cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 convolutions natively on this CPU (else torch uses a slow generic path)."""
     try:
-        net.load_state_dict(state, strict=True)
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _check_precision(precision: str, device: torch.device) -> str:
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    if precision == "fp16" and device.type == "cpu":
+        raise InputError("precision='fp16' needs a GPU (float16 convolutions are slow and lose accuracy on CPU); "
+                         "use precision='bf16' on CPU, or device='cuda'")
+    return precision
+
+
+def _load_strict(net: nn.Module, state: dict, name: str, assign: bool = False) -> None:
+    try:
+        net.load_state_dict(state, strict=True, assign=assign)
     except RuntimeError as exc:  # keys were verified already; this catches an architecture drift
         raise CheckpointError(f"weights for {name!r} do not fit dgkit's network: {exc}") from None
 
@@ -460,7 +661,8 @@ def _weights_info(paths: dict[str, Path], *, synthetic: bool) -> WeightsInfo:
 
 
 def load_dg(weights_dir: str | Path | None = None, *, device: str | torch.device = "cpu",
-            sketch_intensity: SketchIntensity = "demo", allow_synthetic: bool = False) -> DualGenerator:
+            sketch_intensity: SketchIntensity = "demo", allow_synthetic: bool = False,
+            precision: Precision = "fp32") -> DualGenerator:
     """Build DG and load the official weights.
 
     Args:
@@ -471,6 +673,10 @@ def load_dg(weights_dir: str | Path | None = None, *, device: str | torch.device
         sketch_intensity: "demo" (lines at 1/255 like the released demo; default) or "train" (lines at 1.0).
         allow_synthetic: when no official weights are found, fall back to deterministic *untrained*
             synthetic weights (seed 1234; images are noise-like). ``dg.weights.trained`` tells which.
+        precision: "fp32" (exact float32, reproduces the released demo; default), "bf16" (bfloat16 generator
+            decoder, style encoder and VGG-Face, faster on CPUs with AVX-512 BF16/AMX and on GPUs; IDSG and the
+            sketch stay exact), "fp16" (GPU only) or "tf32" (GPU TF32 float32). See :data:`PRECISIONS`; the README's
+            measured table says what each costs in fidelity. Recorded on every :class:`Reenactment`.
     Raises:
         WeightsNotFoundError: files are missing (the message lists each and how to get it).
         CheckpointError / UnsafeCheckpointError: a file is corrupt, mismatched or unsafe.
@@ -480,6 +686,7 @@ def load_dg(weights_dir: str | Path | None = None, *, device: str | torch.device
     from .errors import WeightsNotFoundError
 
     device = resolve_device(device)  # a DeviceError before the slow loading
+    _check_precision(precision, device)
     try:
         paths = weights_mod.locate_weights(weights_dir)
     except WeightsNotFoundError:
@@ -492,6 +699,7 @@ def load_dg(weights_dir: str | Path | None = None, *, device: str | torch.device
     # a signature inside each synthetic file (any seed), the folder marker, or RECIPE's seed-1234 contents
     synthetic = weights_mod.synthetic_set_seed(paths, loaded=blobs) is not None  # same answer as weights status
     info = _weights_info(paths, synthetic=synthetic)
-    dg = DualGenerator(sketch_intensity=sketch_intensity, weights=info)
+    with torch.device("meta"):  # no random initialisation: every parameter comes from the checkpoints
+        dg = DualGenerator(sketch_intensity=sketch_intensity, weights=info, precision=precision, device="meta")
     dg.load_official_state(blobs["rfg"], blobs["idsg"], blobs["vgg_face"])
     return dg.to(torch.device(device))

@@ -217,20 +217,6 @@ class PhotoReenactment:
         return self.dg.target_landmarks[0] if self.dg is not None else self.baselines["relative3d"]
 
 
-@contextmanager
-def _sketch_intensity(dg: DualGenerator | None, value: str | None):
-    """Use ``value`` as ``dg.sketch_intensity`` inside the block (None: keep), then restore it."""
-    if dg is None or value is None:
-        yield
-        return
-    old = dg.sketch_intensity
-    dg.sketch_intensity = value
-    try:
-        yield
-    finally:
-        dg.sketch_intensity = old
-
-
 def _weights(dg: DualGenerator | None) -> tuple[str, bool]:
     """(label, trained) of a model; no model counts as untrained."""
     if dg is None:
@@ -264,8 +250,7 @@ def reenact_photos(source: ImageSource, reference: ImageSource, *, dg: DualGener
     notes = [f"source: {n}" for n in src.notes] + [f"reference: {n}" for n in ref.notes]
     run = None
     if dg is not None:
-        with _sketch_intensity(dg, sketch_intensity):
-            run = dg.reenact(src.crop, ref.crop_landmarks[None, :, :2])
+        run = dg.reenact(src.crop, ref.crop_landmarks[None, :, :2], sketch_intensity=sketch_intensity)
     relative = relative_transfer_3d(src.crop_landmarks, ref.crop_landmarks)
     label, trained = _weights(dg)
     # untrained IDSG targets are a collapsed blob: warping onto them would teach nothing
@@ -482,24 +467,8 @@ def _frame_landmarks(frame: np.ndarray, backend, timer: _Timer) -> np.ndarray | 
 
 
 def _dg_batch(dg: DualGenerator, encoding: SourceEncoding, lm: np.ndarray, timer: _Timer) -> Reenactment:
-    """``dg.reenact(encoding, lm)`` for a (B,68,2) crop-px batch, step by step so that each stage is timed."""
-    from .pipeline import Reenactment
-
-    with timer.stage("idsg"):
-        ref = dg.encode_reference(lm)
-        decoded = dg.decode(ref.landmark_code, encoding.id_feature)
-        target = dg.correct_eyes(decoded, ref.landmarks)
-    with timer.stage("sketch"):
-        sketch = dg.draw(target)
-    with timer.stage("generator"):
-        image = dg.generate(sketch, encoding.style_code)
-    n = len(lm)
-    return Reenactment(
-        source_image=np.repeat(encoding.image, n, axis=0), reference_landmarks=ref.landmarks,
-        id_feature=np.repeat(encoding.id_feature, n, axis=0), landmark_code=ref.landmark_code,
-        decoded_landmarks=decoded, target_landmarks=target, sketch=sketch,
-        style_code=np.repeat(encoding.style_code, n, axis=0), image=image,
-        sketch_intensity=dg.sketch_intensity, weights=dg.weights.label)
+    """``dg.reenact(encoding, lm)`` for a (B,68,2) crop-px batch, each stage charged to ``timer``."""
+    return dg.reenact(encoding, lm, timer=timer.stage)
 
 
 @dataclass
@@ -590,6 +559,7 @@ def iter_reenact_video(
     max_frames: int | None = None,
     on_no_face: OnNoFace = "hold",
     timings: dict[str, float] | None = None,
+    overlap: bool | None = None,
 ) -> Iterator[VideoFrame]:
     """Reenact the source with every frame of a driving video, yielding one :class:`VideoFrame` per frame.
 
@@ -610,6 +580,10 @@ def iter_reenact_video(
         max_frames: stop after this many frames (None: all).
         on_no_face: "hold" or "source".
         timings: optional dict that receives wall seconds per stage (added to existing values).
+        overlap: with DG, read and detect frames on a producer thread while the networks run (at most
+            ``2 * batch_size`` frames wait). None (default): on when DG runs on a GPU; on a CPU the detector and
+            the networks compete for the same cores and the generator dominates (benchmarks/bench_video.py
+            measured no gain on 2 cores), so every stage runs in turn on this thread.
 
     Raises:
         NoFaceError: no face in the source photo. VideoError: the video cannot be read.
@@ -622,19 +596,75 @@ def iter_reenact_video(
     timer = _Timer(timings)
     src = source if isinstance(source, AlignedFace) else prepare_face(source, backend=backend)
     frames = iter_video_frames(driving, stop=max_frames)  # raises VideoError now, not at the first frame
-    return _iter_video(src, frames, dg, backend, batch_size, smoothing, on_no_face, timer)
+    return _iter_video(src, frames, dg, backend, batch_size, smoothing, on_no_face, timer, overlap)
 
 
-def _iter_video(src, frames, dg, backend, batch_size, smoothing, on_no_face, timer) -> Iterator[VideoFrame]:
+def _iter_video(src, frames, dg, backend, batch_size, smoothing, on_no_face, timer,
+                overlap: bool | None = None) -> Iterator[VideoFrame]:
     state = _VideoRun(src, dg, float(smoothing), on_no_face, timer)
     batch: list[_Pending] = []
-    for index, frame in enumerate(_timed_frames(frames, timer)):
-        batch.append(_Pending(index, frame, state.smooth(_frame_landmarks(frame, backend, timer))))
+    if overlap is None:
+        overlap = dg is not None and dg.device.type != "cpu"
+    detected = _detected_frames(frames, backend, timer, depth=2 * batch_size) if dg is not None and overlap else (
+        (index, frame, _frame_landmarks(frame, backend, timer))
+        for index, frame in enumerate(_timed_frames(frames, timer)))
+    for index, frame, landmarks in detected:
+        batch.append(_Pending(index, frame, state.smooth(landmarks)))
         if len(batch) == batch_size:
             yield from state.finish(batch)
             batch = []
     if batch:
         yield from state.finish(batch)
+
+
+_DONE = object()
+
+
+def _detected_frames(frames: Iterator[np.ndarray], backend, timer: _Timer, depth: int):
+    """``(index, frame, crop-px landmarks or None)`` for each frame, read/detected/aligned on a producer thread.
+
+    The networks (which release the GIL) run on the consumer side meanwhile, so decoding and landmark detection
+    overlap the generator. At most ``depth`` frames wait in the queue (bounded memory). The producer's stages
+    ("read", "detect", "align") are charged to ``timer`` as before; with the overlap, stage seconds add up to
+    more than the wall time. An exception in the producer is raised here; closing this generator stops it.
+    """
+    import queue
+    import threading
+
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for index, frame in enumerate(_timed_frames(frames, timer)):
+                if not put((index, frame, _frame_landmarks(frame, backend, timer))):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(exc)
+
+    worker = threading.Thread(target=produce, name="dgkit-video-frames", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
 
 
 def _untrained_banner(image: np.ndarray) -> np.ndarray:
@@ -778,6 +808,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                    help="fall back to UNTRAINED synthetic weights when the official ones are missing")
     p.add_argument("--baseline-only", action="store_true", help="no DG: write the warp baseline")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps (default cpu)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "tf32"), default="fp32",
+                   help="numeric precision: fp32 (exact, default), bf16 (faster on GPUs and CPUs with native "
+                        "bfloat16), fp16 / tf32 (GPU only)")
     p.add_argument("--sketch-intensity", choices=("demo", "train"), default="demo",
                    help="sketch line value fed to the generator: demo (1/255, as released) or train (1.0)")
     p.add_argument("--batch-size", type=int, default=8, help="video: frames per DG batch (default 8)")
@@ -804,7 +837,7 @@ def _cli_load_dg(args: argparse.Namespace):
 
     try:
         return load_dg(args.weights, device=args.device, sketch_intensity=args.sketch_intensity,
-                       allow_synthetic=args.synthetic)
+                       allow_synthetic=args.synthetic, precision=args.precision)
     except WeightsNotFoundError as exc:
         raise WeightsNotFoundError(
             f"{exc}\nTo try the pipeline anyway, add --synthetic (UNTRAINED weights: the images are noise-like) "

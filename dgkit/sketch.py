@@ -115,3 +115,123 @@ def hidden_points(branch: Branch) -> tuple[int, ...]:
     """Landmark indices not touched by any segment in a branch (for teaching plots of what is hidden)."""
     drawn = {i for seg in SEGMENTS["target"][branch] for i in seg}
     return tuple(i for i in range(68) if i not in drawn)
+
+
+# --- batched tensor renderer (GPU) --------------------------------------------------------------------------------
+_BRANCHES: tuple[Branch, ...] = ("frontal", "right", "left")
+_CAP = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))  # plus-shaped stamp at its two ends
+
+
+def draw_sketches_torch(landmarks_px, kind: SketchKind = "target"):
+    """Batched tensor version of :func:`draw_sketch`: same segments and pose rule, on the landmarks' device.
+
+    At a thousand frames per second OpenCV's per-image drawing on the CPU becomes the bottleneck of a GPU
+    pipeline; this draws a whole batch with a few tensor operations (CPU, CUDA, MPS), the way OpenCV draws a
+    2-px line (the segment widened to a quadrilateral, filled row by row with its edges drawn 8-connected, and
+    a radius-1 disc at each end). Rounding ties can still differ from OpenCV by a pixel at a line's edge: on
+    faces, about 96 % of the lit pixels agree (at least 90 % on every face tested) and every differing pixel
+    touches (8-neighbourhood) a pixel the other renderer lit; tests/test_precision_chain.py checks both.
+    Horizontal, vertical and 45-degree segments match exactly.
+
+    Args:
+        landmarks_px: (N,68,2) (or (N,68,3), z ignored) float tensor, 256-crop pixels, x then y; finite.
+        kind: "target" (what the generator sees) or "reference".
+    Returns:
+        (N,256,256) uint8 tensor with values {0, 255} on the same device.
+    """
+    import torch
+
+    if kind not in SEGMENTS:
+        raise InputError(f"kind must be 'reference' or 'target', got {kind!r}")
+    lm = torch.as_tensor(landmarks_px)
+    if lm.ndim != 3 or lm.shape[1] != 68 or lm.shape[2] not in (2, 3):
+        raise InputError(f"draw_sketches_torch needs (N,68,2) landmarks in 256-crop pixels, got {tuple(lm.shape)}")
+    device, n = lm.device, lm.shape[0]
+    p = torch.trunc(lm[..., :2].double()).long()  # int() in the demo truncates toward zero
+    x = p[..., 0]
+    if kind == "target":
+        right = (x[:, 42] - x[:, 36] <= HIDE_THRESHOLD_PX) & (x[:, 30] > x[:, 42])
+        left = (x[:, 45] - x[:, 39] <= HIDE_THRESHOLD_PX) & (x[:, 30] < x[:, 42])
+    else:
+        narrow = x[:, 42] - x[:, 36] <= HIDE_THRESHOLD_PX
+        right, left = narrow & (x[:, 30] > x[:, 42]), narrow & (x[:, 30] < x[:, 42])
+    branch = torch.where(right, 1, torch.where(left, 2, 0))
+    width = max(len(SEGMENTS[kind][b]) for b in _BRANCHES)
+    table = torch.zeros(3, width, 2, dtype=torch.long)
+    valid = torch.zeros(3, width, dtype=torch.bool)
+    for i, b in enumerate(_BRANCHES):
+        segs = SEGMENTS[kind][b]
+        table[i, : len(segs)] = torch.tensor(segs)
+        valid[i, : len(segs)] = True
+    table, valid = table.to(device)[branch], valid.to(device)[branch]  # (N,S,2), (N,S)
+    rows = torch.arange(n, device=device)[:, None]
+    return _rasterize_segments(p[rows, table[..., 0]], p[rows, table[..., 1]], valid)
+
+
+def _round(t):
+    """Round half up, like OpenCV's fixed-point ``(x + 0.5) >> shift`` (torch.round rounds half to even)."""
+    import torch
+
+    return torch.floor(t + 0.5)
+
+
+def _line8(p0, p1, keep, stamp) -> None:
+    """Stamp 8-connected lines between (N,S,2) float end points (rounded to pixel centres)."""
+    import torch
+
+    p0, p1 = _round(p0), _round(p1)
+    steps = (p1 - p0).abs().amax(-1)
+    k = int(steps.max()) + 1 if steps.numel() else 1
+    t = torch.arange(k, device=p0.device, dtype=p0.dtype)
+    pts = _round(p0[..., None, :] + (t / steps.clamp(min=1)[..., None])[..., None] * (p1 - p0)[..., None, :])
+    stamp(pts[..., 0].long(), pts[..., 1].long(), keep[..., None] & (t <= steps[..., None]))
+
+
+def _rasterize_segments(a, b, valid):
+    """(N,S,2) integer end points a, b (x, y) and an (N,S) mask -> (N,256,256) uint8 canvas of 2-px lines.
+
+    Follows how OpenCV draws a 2-px line: the segment widened by 1 px on each side as a quadrilateral, filled
+    row by row (span ends rounded) with its four edges drawn as 8-connected lines, and a filled circle of
+    radius 1 (a plus shape) at each end.
+    """
+    import torch
+
+    device, n = a.device, a.shape[0]
+    canvas = torch.zeros(n * SKETCH_SIZE * SKETCH_SIZE, dtype=torch.uint8, device=device)
+    item = torch.arange(n, device=device) * SKETCH_SIZE * SKETCH_SIZE
+
+    def stamp(px: torch.Tensor, py: torch.Tensor, keep: torch.Tensor) -> None:
+        base = item.view(-1, *([1] * (px.ndim - 1)))
+        keep = keep & (px >= 0) & (px < SKETCH_SIZE) & (py >= 0) & (py < SKETCH_SIZE)
+        canvas[(base + py * SKETCH_SIZE + px)[keep]] = 255
+
+    a, b = a.double(), b.double()
+    d = b - a
+    length = d.norm(dim=-1)
+    body = valid & (length > 0)
+    perp = torch.stack([d[..., 1], -d[..., 0]], -1) / length.clamp(min=1e-12)[..., None]  # unit normal
+    corners = torch.stack([a + perp, a - perp, b - perp, b + perp], -2)  # (N,S,4,2) quadrilateral
+    for i in range(4):
+        _line8(corners[..., i, :], corners[..., (i + 1) % 4, :], body, stamp)
+    # row spans: for each integer row, the quadrilateral's x extent, ends rounded
+    top = torch.ceil(corners[..., 1].amin(-1))
+    rows = int((torch.floor(corners[..., 1].amax(-1)) - top).max().clamp(min=0)) + 1 if body.any() else 1
+    y = top[..., None] + torch.arange(rows, device=device, dtype=a.dtype)  # (N,S,R)
+    e0, e1 = corners, corners.roll(-1, dims=-2)  # edges e0 -> e1, (N,S,4,2)
+    y0, y1 = e0[..., None, :, 1], e1[..., None, :, 1]  # (N,S,1,4)
+    yy = y[..., None]
+    crosses = ((yy >= torch.minimum(y0, y1)) & (yy <= torch.maximum(y0, y1)) & (y0 != y1))
+    x_at = e0[..., None, :, 0] + (yy - y0) / (y1 - y0).where(y1 != y0, torch.ones_like(y1)) * (
+        e1[..., None, :, 0] - e0[..., None, :, 0])
+    inf = torch.full_like(x_at, float("inf"))
+    xl = _round(torch.where(crosses, x_at, inf).amin(-1))
+    xr = _round(torch.where(crosses, x_at, -inf).amax(-1))
+    width = int((xr - xl).where(crosses.any(-1), torch.zeros_like(xr)).max().clamp(min=0)) + 1 if body.any() else 1
+    xs = xl[..., None] + torch.arange(width, device=device, dtype=a.dtype)  # (N,S,R,W)
+    keep = body[..., None, None] & crosses.any(-1)[..., None] & (xs <= xr[..., None])
+    stamp(xs.long(), y[..., None].expand_as(xs).long(), keep)
+    # round caps of radius 1 at both ends (a plus shape on the pixel grid)
+    for dx, dy in _CAP:
+        for end in (a, b):
+            stamp((end[..., 0] + dx).long(), (end[..., 1] + dy).long(), valid)
+    return canvas.view(n, SKETCH_SIZE, SKETCH_SIZE)

@@ -140,7 +140,7 @@ def test_reenact_photos_with_dg(astronaut, synthetic_dg):
     reference = cv2.flip(astronaut, 1)
     before = synthetic_dg.sketch_intensity
     r = rn.reenact_photos(astronaut, reference, dg=synthetic_dg, backend="mediapipe", sketch_intensity="train")
-    assert synthetic_dg.sketch_intensity == before  # restored
+    assert synthetic_dg.sketch_intensity == before  # a per-call option: the shared model is not changed
     assert r.dg is not None and r.dg.sketch_intensity == "train"
     assert r.dg.image.shape == (1, 256, 256, 3) and r.dg.sketch.shape == (1, 256, 256)
     np.testing.assert_allclose(r.dg.reference_landmarks[0], r.reference.crop_landmarks[:, :2], atol=1e-4)

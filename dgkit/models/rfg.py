@@ -10,7 +10,49 @@ import math
 import torch
 from torch import nn
 
-from .blocks import AdainResBlk, ResBlk, lrelu
+from .blocks import AdainResBlk, InstanceNorm, ResBlk, lrelu
+
+
+def _as_dtype_of(x: torch.Tensor, module: nn.Module) -> torch.Tensor:
+    """``x`` in the dtype of ``module``'s first parameter (no copy when it already is)."""
+    return x.to(next(module.parameters()).dtype)
+
+
+def calibrate_contrast(generator: "Generator", sketch: torch.Tensor, style: torch.Tensor,
+                       target_std: float = 0.25) -> float:
+    """Scale the generator's last 1x1 convolution (``to_rgb.2``) in place so its output has ``target_std``.
+
+    Untrained (synthetic) weights give a nearly flat grey face: small logits before the sigmoid, which hides
+    rounding errors of lower precisions. Real faces have a standard deviation of about 0.25 (on the [0,1]
+    scale); this makes a synthetic generator as contrasted, for fidelity measurements only.
+
+    Args:
+        generator: a float32 :class:`Generator` (changed in place: pass a copy to keep the original).
+        sketch: (N,3,256,256) generator input; style: (N,128) style codes.
+    Returns:
+        the factor applied to ``to_rgb.2``'s weight and bias.
+    """
+    conv = generator.to_rgb[2]
+    features: list[torch.Tensor] = []
+    hook = conv.register_forward_hook(lambda _m, inputs, _out: features.append(inputs[0]))
+    try:
+        with torch.inference_mode():
+            generator(sketch, style)
+    finally:
+        hook.remove()
+    with torch.inference_mode():
+        logits = conv(features[0]).float()
+        lo, hi = 0.0, 1.0
+        while torch.sigmoid(hi * logits).std().item() < target_std and hi < 2.0**40:
+            lo, hi = hi, hi * 2
+        for _ in range(40):  # the spread of sigmoid(k * logits) grows with k: bisection
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if torch.sigmoid(mid * logits).std().item() < target_std else (lo, mid)
+        factor = (lo + hi) / 2
+    with torch.no_grad():
+        conv.weight.mul_(factor)
+        conv.bias.mul_(factor)
+    return float(factor)
 
 
 class Generator(nn.Module):
@@ -34,16 +76,18 @@ class Generator(nn.Module):
         bottleneck = [AdainResBlk(dim_out, dim_out, style_dim) for _ in range(4)]
         self.encode = nn.ModuleList(encode)
         self.decode = nn.ModuleList(bottleneck + up_blocks)
-        self.to_rgb = nn.Sequential(nn.InstanceNorm2d(64, affine=True), nn.LeakyReLU(0.2), nn.Conv2d(64, 3, 1, 1, 0))
-        self.to_rgb_lm = nn.Sequential(nn.InstanceNorm2d(64, affine=True), nn.LeakyReLU(0.2), nn.Conv2d(64, 4, 1, 1, 0))
+        self.to_rgb = nn.Sequential(InstanceNorm(64, affine=True), nn.LeakyReLU(0.2), nn.Conv2d(64, 3, 1, 1, 0))
+        self.to_rgb_lm = nn.Sequential(InstanceNorm(64, affine=True), nn.LeakyReLU(0.2), nn.Conv2d(64, 4, 1, 1, 0))
 
     def forward(self, sketch: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        x = self.from_rgb(sketch)
+        # each stage runs in its own parameters' dtype (all float32 unless a lower precision was chosen for some
+        # blocks, see dgkit.pipeline.load_dg); the output is always float32
+        x = self.from_rgb(_as_dtype_of(sketch, self.from_rgb))
         for block in self.encode:
-            x = block(x)
+            x = block(_as_dtype_of(x, block))
         for block in self.decode:
-            x = block(x, style)
-        return torch.sigmoid(self.to_rgb(x))
+            x = block(_as_dtype_of(x, block), style)
+        return torch.sigmoid(self.to_rgb(_as_dtype_of(x, self.to_rgb)).float())
 
 
 class StyleEncoder(nn.Module):
@@ -88,4 +132,4 @@ class SketchDiscriminator(nn.Module):
         return self.main(torch.cat([image, sketch], dim=1)).flatten()
 
 
-__all__ = ["Generator", "StyleEncoder", "SketchDiscriminator", "lrelu"]
+__all__ = ["Generator", "StyleEncoder", "SketchDiscriminator", "lrelu", "calibrate_contrast"]

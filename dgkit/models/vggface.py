@@ -67,6 +67,12 @@ class VGGFace(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.eval()  # the demo builds it in eval mode: dropout is an identity
 
+    def reset_constants(self) -> None:
+        """(Re)create the normalisation constants on the parameters' device and dtype (after a meta-device build)."""
+        weight = self.features[0].weight
+        for name, values in (("mean", IMAGENET_MEAN), ("std", IMAGENET_STD)):
+            setattr(self, name, torch.tensor(values, dtype=weight.dtype, device=weight.device).view(1, 3, 1, 1))
+
     def normalize(self, image: torch.Tensor) -> torch.Tensor:
         return (image - self.mean) / self.std
 

@@ -263,8 +263,9 @@ class Task(ABC):
         self.rt.broadcast_({**self.nets, **{f"ema.{k}": v for k, v in self.ema.items()}})
 
     def adam(self, net: nn.Module, lr: float | None = None) -> torch.optim.Optimizer:
+        # fused: one kernel for all parameters instead of a Python loop over tensors
         return torch.optim.Adam(net.parameters(), lr=lr or self.cfg.lr, betas=tuple(self.cfg.betas),
-                                weight_decay=self.cfg.weight_decay)
+                                weight_decay=self.cfg.weight_decay, fused=True)
 
     def r1_weight(self) -> float:
         """Weight of R1 at this step: ``lambda_reg * r1_every`` every ``r1_every``-th step, else 0."""
@@ -285,9 +286,8 @@ class Task(ABC):
     @torch.no_grad()
     def update_ema(self) -> None:
         beta = self.cfg.ema_beta
-        for name, ema in self.ema.items():
-            for p_ema, p in zip(ema.parameters(), self.nets[name].parameters()):
-                p_ema.copy_(torch.lerp(p, p_ema, beta))
+        for name, ema in self.ema.items():  # ema += (1 - beta) * (net - ema), all tensors in one call
+            torch._foreach_lerp_(list(ema.parameters()), list(self.nets[name].parameters()), 1.0 - beta)
 
     # the rest is method-specific
     @abstractmethod
