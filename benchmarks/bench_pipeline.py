@@ -1,4 +1,4 @@
-"""Per-stage timings of dgkit's DG pipeline on this machine, next to SPEC §7's figures for the original code.
+"""Per-stage timings of dgkit's DG pipeline on this machine, next to the original code's timings on this VM type.
 
     python benchmarks/bench_pipeline.py [--repeats 7] [--threads 2] [--device cpu] [--batches 1 4]
                                         [--precisions fp32 bf16] [--json out.json]
@@ -35,7 +35,7 @@ import torch
 from dgkit.pipeline import cpu_has_fast_bf16, load_dg
 from dgkit.weights import synthetic_weights_dir
 
-# SPEC §7: original code, this VM type, torch 2.13.0+cpu, 2 threads (ms, batch 1 / batch 4)
+# the released code measured on this VM type, torch 2.13.0+cpu, 2 threads (ms, batch 1 / batch 4)
 SPEC_MS = {
     "vgg_face": (129.8, 612.6),
     "idsg (encoder+decoder)": (0.25, 0.78),
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         for p, ratio in ratios.items():
             rows.append((batch, f"ratio dgkit {p} / original", ratio, None))
 
-    print(f"{'batch':>5}  {'stage / path':<52} {'dgkit ms':>10} {'SPEC §7 ms':>11}")
+    print(f"{'batch':>5}  {'stage / path':<52} {'dgkit ms':>10} {'original ms':>11}")
     for batch, name, ms, spec in rows:
         if name.startswith("ratio"):
             print(f"{batch:>5}  {name:<52} {ms:>10.2f}x")

@@ -32,7 +32,7 @@ _LAZY = {
     "ChainResult": "dgkit.pipeline",
     "PRECISIONS": "dgkit.pipeline",
     "SKETCH_INTENSITIES": "dgkit.pipeline",
-    # preprocessing (SPEC section 3)
+    # preprocessing (docs/how-dg-works.md sections 1, 4, 5)
     "align_face": "dgkit.align",
     "alignment_matrix": "dgkit.align",
     "ARCFACE_TEMPLATE_256": "dgkit.align",

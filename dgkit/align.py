@@ -1,4 +1,4 @@
-"""Face alignment: 68 landmarks -> the 256x256 ArcFace-style crop DG works in (SPEC §3, ``get_arcface``).
+"""Face alignment: 68 landmarks -> the 256x256 ArcFace-style crop DG works in (docs/how-dg-works.md §1).
 
 Frames: ``landmarks68`` are image pixels (x, y) of the input photo; the returned landmarks are crop pixels of
 the 256x256 crop. Normalized DG landmarks are crop pixels / 256.

@@ -8,7 +8,7 @@ The official files are ``torch.save`` pickles:
 * ``"vgg_face"`` ``vgg_face_dag.pth``  a flat ``{"conv1_1.weight": t, ..., "fc8.bias": t}`` (source key names)
 
 where each ``sd`` maps parameter names to float32 tensors. ``dgkit/assets/manifest.json`` lists every key with
-its shape (SPEC section 2.6). Files are only ever read with ``torch.load(..., weights_only=True)``, so a
+its shape (docs/weights.md). Files are only ever read with ``torch.load(..., weights_only=True)``, so a
 pickle that would run code is refused, never executed.
 
     >>> nets = load_checkpoint("weights/expr/checkpoints/501500_nets_ema.ckpt", "rfg")

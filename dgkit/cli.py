@@ -2,7 +2,7 @@
 
     dgkit weights status|download|import     weight files (dgkit.weights)
     dgkit reenact SOURCE REFERENCE -o OUT    photos and videos (dgkit.reenact)
-    dgkit figure SPEC.json -o STEM           paper figures from a recorded configuration (dgkit.figures)
+    dgkit figure CONFIG.json -o STEM          paper figures from a recorded configuration (dgkit.figures)
     dgkit prepare-data ...                   training sets (dgkit.training.prepare)
     dgkit train idsg|rfg ...                 training (dgkit.training.cli)
 

@@ -1,7 +1,7 @@
 """Eye correction (``turn_eye`` in the demo): give the target the reference's eyelid opening.
 
 The IDSG decoder reproduces eye *shape* poorly, so after decoding the demo copies how far each upper lid sits
-from its lower lid in the reference, rescaled by the ratio of the image-left eye widths (SPEC §3).
+from its lower lid in the reference, rescaled by the ratio of the image-left eye widths (docs/how-dg-works.md §4).
 """
 
 from __future__ import annotations

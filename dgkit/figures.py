@@ -325,7 +325,7 @@ def reference_landmarks(ref_spec: Mapping, faces: Mapping[str, ResolvedFace]) ->
 
     name = ref_spec.get("face")
     if name not in faces:
-        raise ConfigError(f"reference face {name!r} is not among the spec's faces {sorted(faces)}")
+        raise ConfigError(f"reference face {name!r} is not among the figure configuration's faces {sorted(faces)}")
     lm = faces[name].crop_landmarks
     if any(k in ref_spec for k in _POSE_KEYS):
         lm = pose_landmarks(lm, *(float(ref_spec.get(k, 0.0)) for k in _POSE_KEYS))
@@ -406,7 +406,7 @@ def build_figure(spec: Mapping, *, dg=None, check: bool = True) -> tuple[Figure,
 
     def face(name: str) -> ResolvedFace:
         if name not in faces:
-            raise ConfigError(f"face {name!r} is not among the spec's faces {sorted(faces)}")
+            raise ConfigError(f"face {name!r} is not among the figure configuration's faces {sorted(faces)}")
         return faces[name]
 
     if kind == "source_reference_grid":
@@ -589,7 +589,7 @@ def figure_from_config(json_path: str | Path, *, dg=None, check: bool = True) ->
 
 # --- command line -------------------------------------------------------------------------------------------
 def register_cli(subparsers) -> None:
-    """``dgkit figure SPEC.json -o STEM``: build (or rebuild) a figure from a spec or an exported config."""
+    """``dgkit figure CONFIG.json -o STEM``: build (or rebuild) a figure from a spec or an exported config."""
     p = subparsers.add_parser(
         "figure", help="make a paper figure from a JSON spec, or rebuild one from its exported config",
         description="Build the figure a JSON spec describes (see dgkit.figures) and export it as PNG/PDF/SVG "

@@ -12,7 +12,7 @@ image position).
 Head pose (degrees), measured against :func:`mean_face_3d`, which is exactly frontal (0, 0, 0):
 
 * **yaw > 0**: the face turns toward image-right (its nose points to the image right; the DG sketch calls
-  this the 'right' pose branch, SPEC section 3).
+  this the 'right' pose branch, docs/how-dg-works.md §5).
 * **pitch > 0**: looking up (the nose moves up in the image).
 * **roll > 0**: the face tilts clockwise in the image.
 
@@ -66,7 +66,7 @@ __all__ = [
 # iBUG 68 groups used by the edits
 _LEFT_EYE = slice(36, 42)  # image-left eye (the subject's right eye)
 _RIGHT_EYE = slice(42, 48)
-_EYELID_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))  # (upper lid, lower lid), as in SPEC turn_eye
+_EYELID_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))  # (upper lid, lower lid), as in the released eye correction (docs/how-dg-works.md §4)
 _INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))  # (upper inner lip, lower inner lip)
 # Points that expressions barely move (upper jaw, brows, nose, eye corners): the pose is fitted on these, so
 # opening the mouth, smiling or blinking does not change the head pose (and edits compose exactly).
@@ -131,12 +131,12 @@ def mean_face_3d(frame: str = "crop") -> np.ndarray:
     """A canonical, exactly frontal, neutral (mouth closed) 3D face: ``(68, 3)`` float64, iBUG order.
 
     Derived from MediaPipe's canonical face model (Apache-2.0) through the 478->68 correspondence of
-    OFFLINE-ASSETS.md; ``scripts/make_mean_face.py`` regenerates the asset ``dgkit/assets/mean_face_3d.json``
+    :mod:`dgkit.landmarks.mesh68`; ``scripts/make_mean_face.py`` regenerates the asset ``dgkit/assets/mean_face_3d.json``
     and documents each step. Its jaw points lie on the 3D face surface (like FAN-3D), slightly inside the
     visible 2D outline that 2D annotations follow.
 
     Args:
-        frame: ``"crop"``: 256x256 ArcFace-crop pixels, placed on SPEC section 3's 5-point template by scale +
+        frame: ``"crop"``: 256x256 ArcFace-crop pixels, placed on the 5-point alignment template (docs/how-dg-works.md §1) by scale +
             translation (eye centres at about (91.3, 104.5) and (164.7, 104.5), nose tip (128.0, 140.2), mouth
             corners at y 184.9; 2.0 px RMS from the template), z mean 0.
             ``"unit"``: centred on the centroid of the 68 points, inter-ocular distance 1.

@@ -43,7 +43,7 @@ log = logging.getLogger("dgkit")
 
 SketchIntensity = Literal["demo", "train"]
 SKETCH_INTENSITIES: dict[str, float] = {"demo": 1.0 / 255.0, "train": 1.0}
-"""Value of sketch lines fed to the generator. "demo": 1/255, what the released demo did (quirk Q1: its
+"""Value of sketch lines fed to the generator. "demo": 1/255, what the released demo did (docs/how-dg-works.md §6: its
 uint8 round trip wrapped 255*255 to 1); "train": 1.0, what the RFG was trained on."""
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16"]
@@ -482,7 +482,7 @@ class DualGenerator(nn.Module):
                  sketch_intensity: SketchIntensity | None = None) -> np.ndarray:
         """RFG generator: sketch (N,256,256) uint8 + style code (N,128) -> faces (N,256,256,3) RGB.
 
-        ``output="uint8"`` converts like the demo, ``floor(255 * y)`` (truncation, quirk Q9);
+        ``output="uint8"`` converts like the demo, ``floor(255 * y)`` (truncation, docs/how-dg-works.md §8);
         ``output="float"`` returns the sigmoid output, float32 in (0,1).
         ``sketch_intensity``: "demo", "train" or None (the model's default) for this call.
         """
@@ -696,7 +696,7 @@ def load_dg(weights_dir: str | Path | None = None, *, device: str | torch.device
         log.warning("dgkit: official DG weights not found; using UNTRAINED synthetic weights from %s", directory)
         paths = weights_mod.locate_weights(directory)
     blobs = {kind: checkpoint.load_checkpoint(path, kind) for kind, path in paths.items()}
-    # a signature inside each synthetic file (any seed), the folder marker, or RECIPE's seed-1234 contents
+    # a signature inside each synthetic file (any seed), the folder marker, or the seed-1234 synthetic contents
     synthetic = weights_mod.synthetic_set_seed(paths, loaded=blobs) is not None  # same answer as weights status
     info = _weights_info(paths, synthetic=synthetic)
     with torch.device("meta"):  # no random initialisation: every parameter comes from the checkpoints

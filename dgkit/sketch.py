@@ -1,4 +1,4 @@
-"""Landmark sketches: the line drawing the RFG turns into a face (SPEC §3 ``drawshape`` / ``show_map``).
+"""Landmark sketches: the line drawing the RFG turns into a face (docs/how-dg-works.md §5).
 
 Two renderers exist in the released demo and both are kept, pixel for pixel:
 
@@ -7,7 +7,7 @@ Two renderers exist in the released demo and both are kept, pixel for pixel:
 
 Both draw white 2-px OpenCV ``LINE_8`` segments between landmark positions truncated toward zero, on a
 256x256 canvas. At large yaw (eye-corner distance <= 30 px) the half of the face turned away is hidden.
-The two renderers differ only in the 'left' test and in the direction of one mouth segment (quirk Q2).
+The two renderers differ only in the 'left' test and in the direction of one mouth segment (docs/how-dg-works.md §5, §8).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def _truncated(landmarks_px: np.ndarray) -> np.ndarray:
 
 
 def sketch_branch(landmarks_px: np.ndarray, kind: SketchKind = "target") -> Branch:
-    """Which half of the face a renderer hides: 'frontal' (none), 'right' or 'left' (SPEC §3 pose branch).
+    """Which half of the face a renderer hides: 'frontal' (none), 'right' or 'left' (docs/how-dg-works.md §5 pose rule).
 
     'right' means the nose points to image-right (x30 > x42) and the image-right half is hidden.
     """

@@ -11,7 +11,7 @@ cache (``$DGKIT_CACHE``, else ``$XDG_CACHE_HOME/dgkit``, else ``~/.cache/dgkit``
 wins, file by file. Every file is checked with :func:`dgkit.checkpoint.load_checkpoint` (safe loading and the
 manifest's keys and shapes) before dgkit places it anywhere.
 
-Synthetic weights (random tensors made by RECIPE.md's rule) have the same layout and let everything run
+Synthetic weights (random tensors made by a fixed rule, docs/weights.md) have the same layout and let everything run
 offline; their outputs are meaningless.
 
     >>> import dgkit
@@ -314,7 +314,7 @@ def file_sha256(path: str | os.PathLike, *, recheck: bool = False) -> str:
 def _verify_file(path: Path, name: str, *, recheck: bool = False) -> None:
     """load_checkpoint(path, name), skipped when this exact file (size, mtime) verified before.
 
-    Also remembers whether the contents are RECIPE's synthetic tensors for seed 1234 (files written before
+    Also remembers whether the contents are the synthetic tensors of seed 1234 (files written before
     dgkit signed its synthetic files; see :func:`file_synthetic_seed`).
     """
     if not recheck and _cache_entry(path).get("verified") == name and "seed1234_content" in _cache_entry(path):
@@ -324,7 +324,7 @@ def _verify_file(path: Path, name: str, *, recheck: bool = False) -> None:
 
 
 def _is_seed1234_content(obj: Mapping, name: str) -> bool:
-    """True when a loaded file's first tensor starts with the values of RECIPE's seed-1234 synthetic file."""
+    """True when a loaded file's first tensor starts with the values of the seed-1234 synthetic file."""
     sums = _packaged_checksums()
     for key, tensor in _iter_seed_keyed({name: obj}):
         recorded = sums.get(key)
@@ -340,7 +340,7 @@ def file_synthetic_seed(path: str | os.PathLike, name: str | None = None, *, loa
 
     Recognised, in order, by the signature written inside every synthetic file (any seed; it survives copies,
     imports and symlinks), by a ``DGKIT_SYNTHETIC.json`` marker in its weights folder, or, for files written
-    before the signature existed, by contents equal to RECIPE's seed-1234 tensors. :func:`weights_status` and
+    before the signature existed, by contents equal to the seed-1234 synthetic tensors. :func:`weights_status` and
     :func:`dgkit.load_dg` both use this, so they always agree. ``loaded``: the file's contents when the caller
     has loaded it already (saves loading it again for the content check).
     """
@@ -1063,7 +1063,7 @@ def _looks_like_torch_zip(path: Path) -> bool:
 
 # --- synthetic weights --------------------------------------------------------------------------------------
 def _synthetic_tensor(seed_key: str, shape: tuple[int, ...], seed: int) -> torch.Tensor:
-    """One tensor by RECIPE.md: a fresh CPU generator seeded crc32(seed_key) ^ seed, randn(shape) * scale.
+    """One synthetic tensor (docs/weights.md): a fresh CPU generator seeded crc32(seed_key) ^ seed, randn(shape) * scale.
 
     scale = 1/sqrt(prod(shape[1:])) (fan-in) for 2-d and larger shapes, 0.1 for 1-d ones. float32, contiguous.
     """
@@ -1083,12 +1083,12 @@ def _synthetic_object(kind: str, seed: int) -> dict:
     info = manifest()["files"][kind]
     nets: dict[str, dict[str, torch.Tensor]] = {}
     for net, net_info in info["nets"].items():
-        # RECIPE: statistics buffers would need zeros/ones; the DG files have none, so the rule covers all
+        # the rule: statistics buffers would need zeros/ones; the DG files have none, so the rule covers all
         if net_info.get("buffer_count", 0) != 0 or any(
             entry["dtype"] != "float32" or entry["key"].rsplit(".", 1)[-1] in
             ("running_mean", "running_var", "num_batches_tracked") for entry in net_info["entries"]
         ):
-            raise AssertionError(f"manifest net {net!r} has buffers or non-float32 tensors; RECIPE.md does not cover it")
+            raise AssertionError(f"manifest net {net!r} has buffers or non-float32 tensors; the synthetic rule does not cover it")
         nets[net] = {
             entry["key"]: _synthetic_tensor(entry["seed_key"], tuple(entry["shape"]), seed)
             for entry in net_info["entries"]
@@ -1112,7 +1112,7 @@ def _refuse_official_folder(directory: Path) -> None:
 
 
 def make_synthetic_weights(directory: str | os.PathLike, seed: int = 1234) -> dict[str, Path]:
-    """Write the three weight files with deterministic random tensors (RECIPE.md), in the official layout.
+    """Write the three weight files with deterministic random tensors (docs/weights.md), in the official layout.
 
     Every tensor of the manifest gets its own ``torch.Generator`` seeded ``zlib.crc32(seed_key) ^ seed`` and
     one ``torch.randn(shape) * scale`` call. With seed 1234 the result matches the packaged checksums and the
@@ -1139,7 +1139,7 @@ def make_synthetic_weights(directory: str | os.PathLike, seed: int = 1234) -> di
     directory.mkdir(parents=True, exist_ok=True)
     marker = {
         "seed": seed,
-        "recipe": "RECIPE.md: torch.randn(shape, generator=Generator().manual_seed(crc32(seed_key) ^ seed)) * scale",
+        "recipe": "torch.randn(shape, generator=Generator().manual_seed(crc32(seed_key) ^ seed)) * scale",
         "warning": "synthetic random weights, for tests and offline try-outs only: outputs are meaningless",
         "torch_version": torch.__version__,
     }
@@ -1401,7 +1401,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("--force", action="store_true", help="replace valid files that are already there")
     imp.set_defaults(func=_cli_import)
 
-    synthetic = commands.add_parser("synthetic", help="write random weights in the official layout (RECIPE.md)")
+    synthetic = commands.add_parser("synthetic", help="write random weights in the official layout (untrained; for trying dgkit offline)")
     synthetic.add_argument("dir", help="an empty folder (not weights/)")
     synthetic.add_argument("--seed", type=int, default=1234, help="seed (1234 matches the golden file)")
     synthetic.set_defaults(func=_cli_synthetic)

@@ -12,8 +12,8 @@ mediapipe has one, this script finds it by itself). Only the ``v x y z`` lines a
 
 Steps (the asset records them too):
 
-1. 68 iBUG points from the mesh with the published 478->68 correspondence (``_MESH_TO_IBUG`` below, the same
-   table as shared/notes/OFFLINE-ASSETS.md; two indices are averaged). Like FAN-3D, the jaw points lie on the
+1. 68 iBUG points from the mesh with the published 478->68 correspondence (``dgkit.landmarks.mesh68.MESH_TO_IBUG68``,
+   the table the mediapipe backend uses; two indices are averaged). Like FAN-3D, the jaw points lie on the
    3D surface, not on the visible 2D outline.
 2. Axes: the model has x to the subject's left (image right), y up, z towards the viewer, in cm. dgkit uses
    x right, y down, z away from the viewer (right-handed, and the same depth sign as MediaPipe's face mesh),
@@ -22,7 +22,7 @@ Steps (the asset records them too):
    annotates a closed mouth with coinciding inner-lip points (61/67, 62/66, 63/65). Each pair is replaced by
    its midpoint, so that the mean face is a neutral, closed-mouth expression.
 4. Placement: one uniform scale and a translation (no rotation, so the mean face is exactly frontal: yaw,
-   pitch and roll 0) fitted by least squares to the ArcFace 5-point template of SPEC section 3 (eye centres,
+   pitch and roll 0) fitted by least squares to the ArcFace 5-point template of ``dgkit.align`` (eye centres,
    nose tip p30, mouth corners p48/p54). The same scale multiplies z; z is then centred on its mean.
 
 Usage::
@@ -45,25 +45,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "dgkit" / "assets" / "mean_face_3d.json"
 
-# 68 iBUG index -> MediaPipe mesh vertex indices (two indices: average them).
-_MESH_TO_IBUG = (
-    "0:127 1:234 2:93 3:132,58 4:58,172 5:136 6:150 7:176 8:152 9:400 10:379 11:365 12:397,288 13:361 14:323 "
-    "15:454 16:356 17:156 18:63 19:105 20:66 21:107 22:336 23:296 24:334 25:293 26:383 27:168,6 28:197,195 "
-    "29:5 30:4 31:98 32:97 33:2 34:326 35:327 36:33 37:160 38:158 39:133 40:153 41:144 42:362 43:385 44:387 "
-    "45:263 46:373 47:380 48:61 49:39 50:37 51:0 52:267 53:269 54:291 55:321 56:314 57:17 58:84 59:91 "
-    "60:78 61:82 62:13 63:312 64:308 65:317 66:14 67:87"
-)
-
-# SPEC section 3: the ArcFace 112 template x2 with +31.9721 on x, in 256-crop pixels (x, y).
-ARCFACE_TEMPLATE_256 = np.array(
-    [
-        (92.5613, 103.3926),
-        (163.0357, 103.0028),
-        (128.0225, 143.4732),
-        (99.0707, 184.7310),
-        (157.4319, 184.4082),
-    ]
-)
+# The 478->68 table and the alignment template are dgkit's own (one definition each, used here and at run time).
+sys.path.insert(0, str(REPO))
+from dgkit.align import ARCFACE_TEMPLATE_256  # noqa: E402  (256-crop pixels, x, y)
+from dgkit.landmarks.mesh68 import MESH_TO_IBUG68  # noqa: E402
 
 _INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 _OBJ_NAMES = ("canonical_face_model.obj", "face_model_with_iris.obj")
@@ -71,12 +56,7 @@ _OBJ_NAMES = ("canonical_face_model.obj", "face_model_with_iris.obj")
 
 def mesh_to_ibug() -> list[list[int]]:
     """The correspondence as a list: entry i holds the mesh vertex indices of iBUG point i."""
-    table: dict[int, list[int]] = {}
-    for item in _MESH_TO_IBUG.split():
-        key, values = item.split(":")
-        table[int(key)] = [int(v) for v in values.split(",")]
-    assert sorted(table) == list(range(68))
-    return [table[i] for i in range(68)]
+    return [list(vertices) for vertices in MESH_TO_IBUG68]
 
 
 def find_obj() -> Path | None:
@@ -132,11 +112,11 @@ def build(vertices: np.ndarray) -> dict:
         "source_vertices_sha256": digest,
         "generator": "scripts/make_mean_face.py",
         "steps": [
-            "478->68 correspondence of shared/notes/OFFLINE-ASSETS.md (pairs averaged)",
+            "478->68 correspondence of dgkit.landmarks.mesh68 (pairs averaged)",
             "negate y and z (model: y up, z to viewer)",
             "inner lips closed: pairs (61,67), (62,66), (63,65) set to their midpoints",
-            "uniform scale + translation fitted (least squares) to the ArcFace 5-point template of SPEC "
-            "section 3; z scaled alike and centred",
+            "uniform scale + translation fitted (least squares) to the ArcFace 5-point template of "
+            "dgkit.align; z scaled alike and centred",
         ],
         "scale_px_per_cm": round(scale, 6),
         "template_residual_px": np.round(residual, 3).tolist(),

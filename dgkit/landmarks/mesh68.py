@@ -1,6 +1,6 @@
 """MediaPipe's 478-point face mesh -> the 68 iBUG points.
 
-The correspondence is the published one recorded in shared/notes/OFFLINE-ASSETS.md: for each iBUG index,
+The correspondence is a published one (used by several open face-mesh projects): for each iBUG index,
 one mesh vertex, or two whose mean is taken. The mesh's jaw vertices lie on the 3D face surface (like
 FAN-3D's jaw), not on the visible 2D outline that 2D annotations follow; compare inner points (17..67)
 with 2D ground truth.

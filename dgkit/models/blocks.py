@@ -1,4 +1,4 @@
-"""Building blocks shared by DG's networks (StarGAN-v2 style; SPEC §2.1).
+"""Building blocks shared by DG's networks (StarGAN-v2 style residual, AdaIN and instance-norm blocks).
 
 All LeakyReLUs use slope 0.2. Instance norms keep no running statistics, so no buffers appear in state dicts.
 """

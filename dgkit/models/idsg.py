@@ -1,4 +1,4 @@
-"""IDSG, the ID-preserving Shape Generator (SPEC §2.4, §5.2): landmark MLPs on 136-d shape vectors.
+"""IDSG, the ID-preserving Shape Generator (docs/how-dg-works.md §2, §3, §9): landmark MLPs on 136-d shape vectors.
 
 A shape vector is 68 landmarks in crop pixels / 256, interleaved ``[x0, y0, ..., x67, y67]``.
 Key names match the released checkpoint ``expr_lm/checkpoints/30000_nets_ema.ckpt``.
@@ -11,7 +11,7 @@ from torch import nn
 
 LANDMARK_DIM = 136
 ID_FEATURE_DIM = 4096
-NUM_IDENTITIES = 1454  # classifier width in the released checkpoint (VoxCeleb1 has 1251; quirk Q5)
+NUM_IDENTITIES = 1454  # classifier width in the released checkpoint (VoxCeleb1 has 1251)
 
 
 def _mlp(dims: list[int], final_activation: bool) -> list[nn.Module]:
@@ -44,7 +44,7 @@ class LandmarkDecoder(nn.Module):
                                         final_activation=False))
 
     def forward(self, code: torch.Tensor, id_feature: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.main(torch.cat([code, id_feature], dim=1)))  # code first (SPEC §2.4)
+        return torch.sigmoid(self.main(torch.cat([code, id_feature], dim=1)))  # code first, as the checkpoint was trained
 
 
 class LandmarkDiscriminator(nn.Module):
@@ -60,7 +60,7 @@ class LandmarkDiscriminator(nn.Module):
 
 
 class IdentityClassifier(nn.Module):
-    """Identity from shape (training only): (N,136) -> (N,1454) *sigmoid* scores (quirk Q5: then cross-entropy)."""
+    """Identity from shape (training only): (N,136) -> (N,1454) *sigmoid* scores (docs/how-dg-works.md §9: then cross-entropy)."""
 
     def __init__(self, num_identities: int = NUM_IDENTITIES):
         super().__init__()

@@ -1,4 +1,4 @@
-"""RFG, the Reenacted Face Generator (SPEC §2.2, §2.3, §5.1): sketch + source style -> face.
+"""RFG, the Reenacted Face Generator (docs/how-dg-works.md §7): sketch + source style -> face.
 
 Key names match the released checkpoint ``expr/checkpoints/501500_nets_ema.ckpt``.
 """

@@ -1,4 +1,4 @@
-"""VGG-Face (VGG-16, cfg D) up to fc7: the source identity feature of IDSG and RFG's perceptual loss (SPEC §2.5).
+"""VGG-Face (VGG-16, cfg D) up to fc7: the source identity feature of IDSG and RFG's perceptual loss (docs/how-dg-works.md §3).
 
 The module uses torchvision's key layout (``features.N``, ``classifier.N``) so that the released
 ``vgg_face_dag.pth`` (keys ``conv1_1`` ... ``fc8``) loads through :func:`from_vgg_face_dag`.
@@ -41,7 +41,7 @@ DAG_TO_TORCHVISION = _dag_to_torchvision()
 class VGGFace(nn.Module):
     """RGB in [0,1] (N,3,H,W) -> fc7 after ReLU (N,4096), non-negative.
 
-    ImageNet mean/std normalisation is applied inside (quirk Q4: not VGG-Face's native preprocessing).
+    ImageNet mean/std normalisation is applied inside (as the released code; not VGG-Face's native preprocessing, docs/how-dg-works.md §8).
     At 256 px the final 8x8 map is adaptive-pooled to 7x7 (overlapping 2x2 windows), as in the demo.
     Dropout layers are kept (for key layout) but never active in eval mode.
     """

@@ -1,4 +1,4 @@
-"""Training DG on your own data (SPEC section 5).
+"""Training DG on your own data (losses: docs/how-dg-works.md §9).
 
 Modules (import them directly; nothing heavy is imported here):
 

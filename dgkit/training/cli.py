@@ -124,8 +124,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser("train", help="train DG's IDSG or RFG on a dataset",
                                   description=_plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     stages = train.add_subparsers(dest="kind", metavar="STAGE", required=True)
-    for kind, text in (("idsg", "the shape generator (landmark encoder/decoder), SPEC 5.2"),
-                       ("rfg", "the face generator and style encoder, SPEC 5.1")):
+    for kind, text in (("idsg", "the shape generator (landmark encoder/decoder); losses: docs/how-dg-works.md section 9"),
+                       ("rfg", "the face generator and style encoder; losses: docs/how-dg-works.md section 9")):
         p = stages.add_parser(kind, help=f"train {text}")
         _add_common(p)
         p.set_defaults(func=_run_train, kind=kind)

@@ -1,6 +1,6 @@
 """Training configurations as dataclasses, read from YAML/JSON files and ``key=value`` overrides.
 
-Defaults reproduce the published settings (SPEC §5): :class:`IDSGConfig` (batch 32, Adam lr 2e-5,
+Defaults reproduce the published settings (docs/how-dg-works.md §9): :class:`IDSGConfig` (batch 32, Adam lr 2e-5,
 betas (0.99, 0.999)) and :class:`RFGConfig` (batch 4, Adam lr 1e-4, betas (0.0, 0.99)); both use weight
 decay 1e-4, EMA 0.999 and R1 weight 1. Every quirk of the original code is a flag whose default is the
 original behaviour.
@@ -61,7 +61,7 @@ class TrainConfig:
             original (every step). On a GPU the R1 double backward through the RFG discriminator is about
             60% of the step time, so 4 or 16 speeds RFG training up considerably.
         he_init: Kaiming-normal (fan_in, ReLU gain) init with zero biases, as the original.
-        ema_from_default_init: quirk Q11, the EMA copies start from PyTorch's default init (copied before
+        ema_from_default_init: as in the released code (docs/how-dg-works.md §8), the EMA copies start from PyTorch's default init (copied before
             he_init); False starts them from the he-initialised networks.
         seed: seeds networks, sampling and augmentation (rank r of a DDP run adds r for its data).
         device: "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1", "mps".
@@ -129,13 +129,13 @@ class TrainConfig:
 
 @dataclass
 class IDSGConfig(TrainConfig):
-    """IDSG (shape generator) training, SPEC §5.2. Defaults = the original.
+    """IDSG (shape generator) training (docs/how-dg-works.md §9). Defaults = the original.
 
     Attributes:
         lr_cls: Adam lr of the identity classifier (the original's lr2).
         lambda_adv, lambda_cls, lambda_cyc, lambda_con, lambda_tp: loss weights (all 1).
         margin_contour, margin_parts: local-shape margins of the jaw contour and of the other parts.
-        classifier_loss: "sigmoid_ce" (quirk Q5: cross-entropy over the classifier's sigmoid outputs) or
+        classifier_loss: "sigmoid_ce" (the released code's choice, docs/how-dg-works.md §9: cross-entropy over the classifier's sigmoid outputs) or
             "ce" (cross-entropy over its logits, the usual form).
         local_shape_mode: "reflect" (original: a negative part loss is replaced by its absolute value, so
             the gap is driven to exactly the margin) or "hinge" (max(0, .), a conventional margin loss).
@@ -171,7 +171,7 @@ class IDSGConfig(TrainConfig):
 
 @dataclass
 class RFGConfig(TrainConfig):
-    """RFG (face generator + style encoder) training, SPEC §5.1. Defaults = the original.
+    """RFG (face generator + style encoder) training (docs/how-dg-works.md §9). Defaults = the original.
 
     Attributes:
         lambda_adv, lambda_pixel, lambda_perceptual: loss weights (all 1).

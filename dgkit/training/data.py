@@ -15,16 +15,16 @@ Dataset layout
       landmarks.npy   (N, 68, 2) float32 landmarks in *crop pixels*, columns x then y (row i = frames.csv row i)
       crops/<identity>/<video>/<frame>.png      256x256 RGB ArcFace-aligned crop (dgkit.align.align_face)
       sketches/<identity>/<video>/<frame>.png   256x256 uint8 {0,255} sketch of the crop's landmarks,
-                                                dgkit.sketch.draw_sketch(lm, "reference") (SPEC 5.1)
+                                                dgkit.sketch.draw_sketch(lm, "reference")
       id_features.npy (optional cache)          (N, 4096) float32 VGG-Face fc7, see :func:`identity_features`
 
-What each loader gives (SPEC section 5)
+What each loader gives (docs/how-dg-works.md §9, docs/conventions.md)
 ---------------------------------------
-* :class:`LandmarkDataset` (IDSG, SPEC 5.2): normalized shape vectors (crop px / 256, interleaved
+* :class:`LandmarkDataset` (IDSG): normalized shape vectors (crop px / 256, interleaved
   ``x0, y0, x1, y1, ...``; (136,) float32), the identity id, the index of *another frame of the same person*
   (its VGG-Face feature is the identity input x1) and of a frame of *another person* (x3).
-* :class:`FaceDataset` (RFG, SPEC 5.1): the crop as (3,256,256) float32 RGB in [0, 1], its sketch as
-  (3,256,256) float32 with lines at 1.0 (the training intensity, not the demo's 1/255, quirk Q1), the
+* :class:`FaceDataset` (RFG): the crop as (3,256,256) float32 RGB in [0, 1], its sketch as
+  (3,256,256) float32 with lines at 1.0 (the training intensity, not the demo's 1/255, docs/how-dg-works.md §6), the
   landmarks, the identity, and another frame of the same person as the style source ("reference_image").
 
 The pair rule (identities with one frame)
@@ -329,13 +329,13 @@ def _read_png(path: Path, *, gray: bool) -> np.ndarray:
 
 
 def read_crop(path: Path) -> torch.Tensor:
-    """A crop PNG as (3, H, W) float32 RGB in [0, 1] (ToTensor, SPEC 5.1)."""
+    """A crop PNG as (3, H, W) float32 RGB in [0, 1] (like torchvision's ToTensor)."""
     rgb = _read_png(path, gray=False)
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)
 
 
 def read_sketch(path: Path) -> torch.Tensor:
-    """A sketch PNG as (3, H, W) float32: lines 1.0, background 0.0 (training intensity, SPEC 5.1)."""
+    """A sketch PNG as (3, H, W) float32: lines 1.0, background 0.0 (training intensity)."""
     gray = _read_png(path, gray=True)
     return torch.from_numpy(gray > 0).float().unsqueeze(0).expand(3, -1, -1).contiguous()
 
@@ -381,7 +381,7 @@ class _PairedDataset(Dataset):
 
 
 class LandmarkDataset(_PairedDataset):
-    """Shape samples for the IDSG (SPEC 5.2).
+    """Shape samples for the IDSG.
 
     Only frames of identities with at least two frames are items (pair rule, module docstring); a warning
     says how many identities were left out.
@@ -435,7 +435,7 @@ class LandmarkDataset(_PairedDataset):
 
 
 class FaceDataset(_PairedDataset):
-    """Photo + sketch samples for the RFG (SPEC 5.1); every frame is an item.
+    """Photo + sketch samples for the RFG; every frame is an item.
 
     Item (a dict):
         ``image``: (3, 256, 256) float32 RGB in [0, 1], the target crop;

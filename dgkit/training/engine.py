@@ -13,14 +13,14 @@ From a notebook (the dataset layout is :mod:`dgkit.training.data`)::
 ``allow_synthetic_vgg`` uses the untrained synthetic VGG-Face when the real ``vgg_face_dag.pth`` is absent:
 fine to try the loop, meaningless identity features. ``image_size=64`` is a CPU smoke-run setting (a few
 seconds per RFG step on 2 cores); real RFG training is 256 px on a GPU. The IDSG step is cheap everywhere.
-The exported EMA networks (beta 0.999) start from PyTorch's default init (quirk Q11, as the original), so after
+The exported EMA networks (beta 0.999) start from PyTorch's default init (as the released code, docs/how-dg-works.md §8), so after
 a few hundred steps they still show collapsed shapes / noise: for short runs pass ``ema_beta=0.9,
 ema_from_default_init=False``. Sample grids show the trained and the EMA networks. From a shell:
 ``dgkit train idsg --data D --out RUN`` and ``dgkit train export RUN --out WEIGHTS``.
 
 Run folder (one folder may hold both stages)::
 
-    RUN/expr/checkpoints/{step}_nets_ema.ckpt      RFG  {"generator", "style_encoder"} EMA weights (SPEC §2)
+    RUN/expr/checkpoints/{step}_nets_ema.ckpt      RFG  {"generator", "style_encoder"} EMA weights (the official layout, docs/weights.md)
     RUN/expr_lm/checkpoints/{step}_nets_ema.ckpt   IDSG {"lm_linear_encoder", "linear_decoder" (EMA),
                                                          "linear_discriminator", "linear_classfier"}
     RUN/<expr|expr_lm>/checkpoints/{step}_train_state.pt   networks, EMA, optimizers, step, RNG (resume)
@@ -243,7 +243,7 @@ class Task(ABC):
 
     # networks
     def init_networks(self, nets: dict[str, nn.Module], ema_names: tuple[str, ...]) -> None:
-        """Seed, build EMA copies (before or after he_init, quirk Q11), move to the device, sync ranks."""
+        """Seed, build EMA copies (before or after he_init; docs/how-dg-works.md §8), move to the device, sync ranks."""
         from .losses import he_init
 
         self.nets = nets
@@ -659,7 +659,7 @@ def _train_in(task: Task, cfg: TrainConfig, rt: Runtime, run_dir: Path) -> Train
 
 def train_idsg(config: IDSGConfig | Mapping | str | os.PathLike | None = None, *, vgg: nn.Module | None = None,
                **values: Any) -> TrainResult:
-    """Train the IDSG (shape generator, SPEC §5.2).
+    """Train the IDSG (shape generator; losses in docs/how-dg-works.md §9).
 
     Args:
         config: an :class:`IDSGConfig`, a mapping of its fields, or a JSON/YAML file; None = defaults.
@@ -673,7 +673,7 @@ def train_idsg(config: IDSGConfig | Mapping | str | os.PathLike | None = None, *
 
 def train_rfg(config: RFGConfig | Mapping | str | os.PathLike | None = None, *, vgg: nn.Module | None = None,
               **values: Any) -> TrainResult:
-    """Train the RFG (face generator and style encoder, SPEC §5.1); arguments as :func:`train_idsg`
+    """Train the RFG (face generator and style encoder; losses in docs/how-dg-works.md §9); arguments as :func:`train_idsg`
     (``vgg`` gives the perceptual loss)."""
     from .rfg import RFGTask
 

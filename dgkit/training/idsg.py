@@ -1,4 +1,4 @@
-"""IDSG training (SPEC §5.2): the landmark encoder/decoder learn to re-draw a shape with another identity.
+"""IDSG training (docs/how-dg-works.md §9): the landmark encoder/decoder learn to re-draw a shape with another identity.
 
 Per step, on a batch of real shapes x2 (N,136), the VGG-Face feature f1 of another frame of the same person
 and f3 of a frame of another person (identity id3):

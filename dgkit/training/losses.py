@@ -1,4 +1,4 @@
-"""DG's training losses (SPEC §5), as small functions on tensors.
+"""DG's training losses (docs/how-dg-works.md §9), as small functions on tensors.
 
 Landmark tensors are (N,136): 68 points in crop pixels / 256, interleaved ``[x0, y0, x1, y1, ...]``.
 Images are (N,3,H,W) RGB in [0,1]. Every loss returns a scalar tensor.
@@ -41,7 +41,7 @@ def r1_penalty(real_logits: torch.Tensor, real_input: torch.Tensor) -> torch.Ten
 
 
 def classifier_logits(classifier: nn.Module, landmarks: torch.Tensor) -> torch.Tensor:
-    """The identity classifier's pre-sigmoid scores (N,1454) (its ``forward`` applies a sigmoid, quirk Q5)."""
+    """The identity classifier's pre-sigmoid scores (N,1454) (its ``forward`` applies a sigmoid; docs/how-dg-works.md §9)."""
     return classifier.main_3(classifier.main(landmarks))
 
 
@@ -49,7 +49,7 @@ def identity_loss(classifier: nn.Module, landmarks: torch.Tensor, identity: torc
                   mode: str = "sigmoid_ce") -> torch.Tensor:
     """Cross-entropy of the shape classifier for integer ``identity`` (N,) int64.
 
-    ``mode="sigmoid_ce"`` is the original (quirk Q5: softmax cross-entropy over sigmoid outputs in (0,1),
+    ``mode="sigmoid_ce"`` is the original (docs/how-dg-works.md §9: softmax cross-entropy over sigmoid outputs in (0,1),
     weak gradients); ``mode="ce"`` uses the logits.
     """
     logits = classifier_logits(classifier, landmarks).float()
@@ -76,7 +76,7 @@ def code_consistency_loss(code_real: torch.Tensor, code_fake: torch.Tensor) -> t
 def local_shape_loss(fake_cross: torch.Tensor, fake_self: torch.Tensor, real: torch.Tensor, *,
                      margin_contour: float = 0.2, margin_parts: float = 0.01,
                      mode: str = "reflect") -> torch.Tensor:
-    """The "visible local shape variation" loss (SPEC §5.2), summed over the five parts.
+    """The "visible local shape variation" loss (docs/how-dg-works.md §9), summed over the five parts.
 
     For part P: ``L_P = m_P + sum_P err(fake_self) - sum_P err(fake_cross)``, with ``err`` the batch-mean
     point distance to ``real`` and margin ``m`` = ``margin_contour`` for the jaw, ``margin_parts`` otherwise.

@@ -1,4 +1,4 @@
-"""RFG training (SPEC §5.1): the generator draws the face of a sketch in the style of a source photo.
+"""RFG training (docs/how-dg-works.md §9): the generator draws the face of a sketch in the style of a source photo.
 
 Per step, on target photos x (N,3,S,S) RGB [0,1], their sketches sk (N,3,S,S) (lines 1.0) and style sources
 src (N,3,S,S), S = ``image_size`` (256 by default):
