@@ -5,6 +5,7 @@
     dgkit figure SPEC.json -o STEM           paper figures from a recorded configuration (dgkit.figures)
     dgkit prepare-data ...                   training sets (dgkit.training.prepare)
     dgkit train idsg|rfg ...                 training (dgkit.training.cli)
+    dgkit live SOURCE [--video PATH]         live reenactment from a camera (dgkit.live.desktop)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ _COMMANDS = [
     ("dgkit.figures", "register_cli"),
     ("dgkit.training.prepare", "register_cli"),
     ("dgkit.training.cli", "register_cli"),
+    ("dgkit.live.desktop", "register_cli"),
 ]
 
 

@@ -91,11 +91,11 @@ class Slot:
 
 
 class _Rate:
-    """Frames per second over the last ``window`` seconds (for live counters)."""
+    """Frames per second from the last ticks within ``window`` seconds (live counters; slow panels included)."""
 
-    def __init__(self, window: float = 2.0):
+    def __init__(self, window: float = 10.0, ticks: int = 10):
         self.window = window
-        self._times: deque[float] = deque(maxlen=256)
+        self._times: deque[float] = deque(maxlen=ticks)
 
     def tick(self, t: float | None = None) -> None:
         self._times.append(time.monotonic() if t is None else t)
@@ -105,8 +105,11 @@ class _Rate:
         recent = [t for t in self._times if now - t <= self.window]
         if len(recent) < 2:
             return 0.0
-        span = max(recent[-1] - recent[0], now - recent[-1] if len(recent) < 3 else 0.0, 1e-6)
-        return (len(recent) - 1) / span
+        span = recent[-1] - recent[0]
+        interval = span / (len(recent) - 1)
+        if now - recent[-1] > 3 * interval:  # stalled: let the rate fall instead of freezing it
+            span = now - recent[0]
+        return (len(recent) - 1) / max(span, 1e-6)
 
 
 @dataclass

@@ -67,7 +67,12 @@ class CameraSource(FrameSource):
 
     def open(self) -> None:
         super().open()
-        cap = cv2.VideoCapture(self.index, self.api)
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our message says it better
+        try:
+            cap = cv2.VideoCapture(self.index, self.api)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         if not cap.isOpened():
             cap.release()
             raise CameraError(f"camera {self.index} cannot be opened: is a camera connected, allowed for this user "
