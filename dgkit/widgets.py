@@ -686,3 +686,5 @@ class LargePoseApp(W.VBox):
         p = self.pose
         self.info.value = (f"measured pose: yaw {p.yaw:+.0f}&deg;, pitch {p.pitch:+.0f}&deg;, "
                            f"roll {p.roll:+.0f}&deg; &middot; sketch branch <b>{branch}</b>")
+
+from .live.widget import LiveApp  # noqa: E402,F401  (live reenactment app; defined in dgkit/live/widget.py)

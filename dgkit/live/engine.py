@@ -126,7 +126,7 @@ class LiveFrame:
         target_landmarks: (68,2) IDSG target landmarks after eye correction, crop px, or None.
         sketch: (256,256) uint8 {0,255} target sketch, or None.
         dg_image: (256,256,3) uint8 RGB newest finished DG face (banner burnt in for untrained weights), or None.
-        dg_index: ``index`` of the frame the DG face was made from (-1: none yet).
+        dg_index: ``index`` of the frame the DG face was made from (-1: none yet); dg_t_capture: its capture time.
         warp: (256,256,3) uint8 RGB newest warp baseline (the source crop warped onto the weight-free
             relative-3D transfer of the reference; no network), or None.
         warp_index: ``index`` of the frame the warp was made from (-1: none yet).
@@ -142,6 +142,7 @@ class LiveFrame:
     sketch: np.ndarray | None = None
     dg_image: np.ndarray | None = None
     dg_index: int = -1
+    dg_t_capture: float = float("nan")
     warp: np.ndarray | None = None
     warp_index: int = -1
 
@@ -319,6 +320,8 @@ class LiveEngine:
         generator: run the DG generator (the DG panel); warp: run the warp baseline panel.
         on_update: ``callback(kind, frame)`` after each new panel state, kind "shape", "dg" or "warp"
             (called from the engine's threads; keep it short).
+        on_take: ``callback(t_capture)`` when the shape path takes a frame to process (the notebook app's
+            acknowledgement: the browser sends its next frame only then).
         label_untrained: burn the "UNTRAINED weights" banner into DG faces made with untrained weights.
 
     Attributes:
@@ -327,13 +330,14 @@ class LiveEngine:
 
     def __init__(self, dg: DualGenerator, source, frames: FrameSource, *, backend="auto",
                  smoothing: OneEuroParams | str | None = "one-euro", generator: bool = True, warp: bool = True,
-                 on_update: Callable[[str, LiveFrame], None] | None = None, label_untrained: bool = True):
+                 on_update: Callable[[str, LiveFrame], None] | None = None,
+                 on_take: Callable[[float], None] | None = None, label_untrained: bool = True):
         from ..viz import is_untrained
 
         self.dg, self.frames, self.backend = dg, frames, backend
         self.smoothing = parse_smoothing(smoothing)
         self.use_generator, self.use_warp = bool(generator), bool(warp)
-        self.on_update = on_update
+        self.on_update, self.on_take = on_update, on_take
         self.weights = getattr(dg, "weights", None)
         self.untrained = label_untrained and is_untrained(dg)
         self.error: BaseException | None = None
@@ -558,6 +562,8 @@ class LiveEngine:
                     if self._capture_done:
                         break
                     continue
+                if self.on_take is not None:
+                    self.on_take(item[1])
                 self._process(*item)
                 if self._max_frames is not None and self._processed >= self._max_frames:
                     break
@@ -601,7 +607,7 @@ class LiveEngine:
                     self._neutral = crop_lm.copy()  # the first face of the run: the relative-3D baseline's rest pose
                 self._warp.submit((index, t_capture, crop_lm))
         if previous is not None:  # the slower panels keep their newest finished image
-            out.dg_image, out.dg_index = previous.dg_image, previous.dg_index
+            out.dg_image, out.dg_index, out.dg_t_capture = previous.dg_image, previous.dg_index, previous.dg_t_capture
             out.warp, out.warp_index = previous.warp, previous.warp_index
         self._latest = out
         self._proc_s.append(time.monotonic() - t_start)
@@ -643,7 +649,7 @@ class LiveEngine:
         self._rates["dg"].tick()
         latest = self._latest
         if latest is not None and index >= latest.dg_index:
-            latest.dg_image, latest.dg_index = image, index
+            latest.dg_image, latest.dg_index, latest.dg_t_capture = image, index, t_capture
             self._notify("dg", latest)
 
     def _on_warp(self, item, image: np.ndarray) -> None:
