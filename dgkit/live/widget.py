@@ -81,8 +81,9 @@ function render({ model, el: root }) {
     const fig = el("figure", "dgkit-live-panel"); fig.style.margin = "0";
     const cap = el("figcaption", "", title); cap.style.cssText = "font-weight:bold;font-size:12px";
     const img = el("img", "dgkit-live-" + key);
-    img.width = 256; img.height = 256; img.alt = title;
-    img.style.cssText = "width:256px;height:256px;background:#333;border:1px solid #ccc;object-fit:contain";
+    img.width = 256; img.height = 256; img.alt = "";
+    img.style.cssText = "display:block;width:256px;height:256px;max-width:none;background:#333;" +
+                        "border:1px solid #ccc;object-fit:contain";
     fig.append(cap, img); row.append(fig);
     panels[key] = { img, url: null, times: [], latency: NaN };
   }
