@@ -336,7 +336,10 @@ class LiveApp(W.VBox):
         super().__init__([
             W.HTML("<b>Live reenactment</b>: press <i>Start camera</i>, allow the camera, and move your head; "
                    "the source face follows you."),
-            W.HBox([self.view, W.VBox([W.HTML("<b>3D reference landmarks</b>"), self.figure, source_box])],
+            W.HBox([self.view, W.VBox([W.HTML("<b>3D reference landmarks</b>"),
+                                       W.Box([self.figure], layout=W.Layout(height="340px", width="370px",
+                                                                            overflow="hidden")),
+                                       source_box])],
                    layout=W.Layout(flex_flow="row wrap")),
         ])
 
