@@ -281,3 +281,23 @@ def test_lost_camera_raises_and_leaves_a_playable_recording(synthetic_dg, sample
 def test_compose_panels_placeholders():
     out = compose_panels(None, status="hello")
     assert out.shape == (256 + 22 + 22, 4 * 256, 3) and out.dtype == np.uint8
+
+
+def test_closing_a_video_source_while_another_thread_reads_it(tmp_path):
+    """stop() closes the source from another thread: reads in flight finish, later reads return None."""
+    from dgkit.io import make_test_video
+
+    src = VideoFileSource(make_test_video(tmp_path / "clip.mp4", n_frames=200, fps=30), realtime=False)
+    src.open()
+    results = []
+
+    def reader():
+        while (item := src.read()) is not None:
+            results.append(item[0].shape)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    time.sleep(0.2)
+    src.close()
+    thread.join(10)
+    assert not thread.is_alive() and src.read() is None

@@ -39,6 +39,7 @@ class FrameSource:
 
     def __init__(self) -> None:
         self.skipped = 0
+        self._io_lock = threading.Lock()  # close() may come from another thread while read() is decoding
 
     def open(self) -> None:
         self.skipped = 0
@@ -84,10 +85,11 @@ class CameraSource(FrameSource):
         self._cap = cap
 
     def read(self) -> tuple[np.ndarray, float] | None:
-        if self._cap is None:
-            raise CameraError(f"{self.name} is not open")
         for _ in range(max(1, self.max_failures)):
-            ok, frame = self._cap.read()
+            with self._io_lock:
+                if self._cap is None:
+                    return None  # closed (stopped) meanwhile
+                ok, frame = self._cap.read()
             if ok and frame is not None and frame.size:
                 return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), time.monotonic()
             time.sleep(0.02)
@@ -95,9 +97,10 @@ class CameraSource(FrameSource):
                           "it was unplugged, switched off or taken by another program.")
 
     def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        with self._io_lock:
+            if self._cap is not None:
+                self._cap.release()
+                self._cap = None
 
 
 class VideoFileSource(FrameSource):
@@ -136,19 +139,21 @@ class VideoFileSource(FrameSource):
         self._cap, self._next, self._start = cap, 0, time.monotonic()
 
     def read(self) -> tuple[np.ndarray, float] | None:
-        if self._cap is None:
-            raise VideoError(f"{self.name} is not open")
         if self.realtime:
             due = int((time.monotonic() - self._start) * self.fps)  # the frame a camera would show now
-            while self._next < due:  # past their time: skip without decoding the pixels
-                if not self._cap.grab():
-                    return None
-                self._next += 1
-                self.skipped += 1
+            with self._io_lock:
+                while self._next < due:  # past their time: skip without decoding the pixels
+                    if self._cap is None or not self._cap.grab():
+                        return None
+                    self._next += 1
+                    self.skipped += 1
             wait = self._start + self._next / self.fps - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-        ok, frame = self._cap.read()
+        with self._io_lock:
+            if self._cap is None:
+                return None  # closed (stopped) meanwhile
+            ok, frame = self._cap.read()
         if not ok or frame is None:
             return None
         t = self._start + self._next / self.fps if self.realtime else time.monotonic()
@@ -156,9 +161,10 @@ class VideoFileSource(FrameSource):
         return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), t
 
     def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        with self._io_lock:
+            if self._cap is not None:
+                self._cap.release()
+                self._cap = None
 
 
 class ArraySource(FrameSource):
