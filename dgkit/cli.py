@@ -2,9 +2,10 @@
 
     dgkit weights status|download|import     weight files (dgkit.weights)
     dgkit reenact SOURCE REFERENCE -o OUT    photos and videos (dgkit.reenact)
-    dgkit figure CONFIG.json -o STEM          paper figures from a recorded configuration (dgkit.figures)
+    dgkit figure CONFIG.json -o STEM         paper figures from a recorded configuration (dgkit.figures)
     dgkit prepare-data ...                   training sets (dgkit.training.prepare)
     dgkit train idsg|rfg ...                 training (dgkit.training.cli)
+    dgkit live SOURCE [--video PATH]         live reenactment from a camera (dgkit.live.desktop)
 
 Exit status: 0 success, 1 a dgkit error (one line on stderr: what happened and what to do), 2 a usage error,
 130 interrupted with Ctrl-C (SIGINT), 143 stopped with SIGTERM (128 + the signal number, as shells report it).
@@ -31,6 +32,7 @@ _COMMANDS = [
     ("dgkit.training.prepare", "register_cli"),
     ("dgkit.training.cli", "register_cli"),
     ("dgkit.evaluate.cli", "register_cli"),
+    ("dgkit.live.desktop", "register_cli"),
 ]
 
 

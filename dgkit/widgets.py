@@ -1064,3 +1064,5 @@ class InterpolationApp(_PanelApp, W.VBox):
             return False
         self._show_face(self._faces[key], t0)
         return True
+
+from .live.widget import LiveApp  # noqa: E402,F401  (live reenactment app; defined in dgkit/live/widget.py)
