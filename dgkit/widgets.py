@@ -789,7 +789,7 @@ class LargePoseApp(_PanelApp, W.VBox):
         self._lock = threading.Lock()
         self._face = _Deferred(debounce, threading.Lock())
         self._suspend = False
-        self._target: tuple | None = None  # (landmarks, ReferenceEncoding, decoded, target, sketch) of the shape phase
+        self._target = None  # the shape phase's ChainResult (no image), finished by the face phase
 
         start = dict(zip(("yaw", "pitch", "roll"), self.pose))
         self.sliders: dict[str, W.FloatSlider] = {}
@@ -908,10 +908,7 @@ class LargePoseApp(_PanelApp, W.VBox):
                 lm = self.landmarks_for(v["yaw"], v["pitch"], v["roll"], mouth_open=v["mouth_open"],
                                         eyes_open=v["eyes_open"], smile=v["smile"])
                 sketch, branch, hidden = sketch_with_hidden(lm, kind="target")
-                ref = self.dg.encode_reference(lm[:, :2])
-                decoded = self.dg.decode(ref.landmark_code, self.encoding.id_feature)
-                target = self.dg.correct_eyes(decoded, ref.landmarks)
-                dg_sketch = self.dg.draw(target)
+                chain = self.dg.run_chain(lm[:, :2], self.encoding.id_feature)  # shape only: IDSG, eyes, sketch
                 baseline = None
                 if self.source_landmarks is not None:
                     baseline = warp_to_landmarks(self.source_crop, self.source_landmarks, lm)
@@ -919,7 +916,7 @@ class LargePoseApp(_PanelApp, W.VBox):
                 return self._show_error(exc)
             self.landmarks, self.pose, self.branch, self.hidden = lm, head_pose(lm), branch, hidden
             self.sketch, self.baseline = sketch, baseline
-            self._target = (lm, ref, decoded, target, dg_sketch)
+            self._target = chain
             xs, ys, zs = polyline_xyz(lm)
             idx = list(hidden)
             with self.figure.batch_update():
@@ -942,21 +939,22 @@ class LargePoseApp(_PanelApp, W.VBox):
 
         if self._target is None:
             return False
-        lm, ref, decoded, target, dg_sketch = self._target
+        chain = self._target
         t0 = time.perf_counter()
         self._busy.working("DG face")
         try:
-            image = self.dg.generate(dg_sketch, self.encoding.style_code)
+            image = self.dg.generate(chain.sketch, self.encoding.style_code, sketch_intensity=chain.sketch_intensity)
         except Exception as exc:  # noqa: BLE001 - shown inline
             return self._show_error(exc)
         if not is_current():
             return False  # a newer slider value is on its way; its own face phase shows the result
         enc = self.encoding
         self.result = Reenactment(
-            source_image=enc.image, reference_landmarks=ref.landmarks, id_feature=enc.id_feature,
-            landmark_code=ref.landmark_code, decoded_landmarks=decoded, target_landmarks=target, sketch=dg_sketch,
-            style_code=enc.style_code, image=image, sketch_intensity=getattr(self.dg, "sketch_intensity", "demo"),
-            weights=getattr(getattr(self.dg, "weights", None), "label", "unknown"))
+            source_image=enc.image, reference_landmarks=chain.reference.landmarks, id_feature=enc.id_feature,
+            landmark_code=chain.reference.landmark_code, decoded_landmarks=chain.decoded_landmarks,
+            target_landmarks=chain.target_landmarks, sketch=chain.sketch, style_code=enc.style_code, image=image,
+            sketch_intensity=chain.sketch_intensity, weights=getattr(getattr(self.dg, "weights", None), "label", "unknown"),
+            precision=getattr(self.dg, "precision", "fp32"))
         self._show_face(image[0], t0)
         return True
 

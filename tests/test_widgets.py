@@ -16,7 +16,7 @@ pytest.importorskip("ipywidgets")
 
 from dgkit.errors import LandmarkError  # noqa: E402
 from dgkit.geometry import head_pose, mean_face_3d  # noqa: E402
-from dgkit.pipeline import ReferenceEncoding, Reenactment, SourceEncoding, WeightsInfo  # noqa: E402
+from dgkit.pipeline import ChainResult, ReferenceEncoding, Reenactment, SourceEncoding, WeightsInfo  # noqa: E402
 from dgkit.sketch import draw_sketch  # noqa: E402
 from dgkit.widgets import (  # noqa: E402
     ImagePicker,
@@ -61,7 +61,15 @@ class FakeDG:
     def draw(self, target):
         return np.stack([draw_sketch(t) for t in np.asarray(target).reshape(-1, 68, 2)])
 
-    def generate(self, sketch, style_code):
+    def run_chain(self, reference, id_feature, style_code=None, *, sketch_intensity=None, timer=None):
+        ref = reference if isinstance(reference, ReferenceEncoding) else self.encode_reference(reference)
+        decoded = self.decode(ref.landmark_code, id_feature)
+        target = self.correct_eyes(decoded, ref.landmarks)
+        sketch = self.draw(target)
+        image = None if style_code is None else self.generate(sketch, style_code)
+        return ChainResult(ref, decoded, target, sketch, image, sketch_intensity or self.sketch_intensity)
+
+    def generate(self, sketch, style_code, *, sketch_intensity=None):
         import time
 
         self.generate_calls += 1

@@ -25,6 +25,8 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
+
 import threading
 import time
 from collections import deque
@@ -374,11 +376,8 @@ class LiveEngine:
         start = time.perf_counter()
         detect_faces(self.source.photo, self.backend)
         lm = self.source.crop_landmarks[:, :2]
-        ref = self.dg.encode_reference(lm)
-        target = self.dg.correct_eyes(self.dg.decode(ref.landmark_code, self.encoding.id_feature), ref.landmarks)
-        sketch = self.dg.draw(target)
-        if self.use_generator:
-            self.dg.generate(sketch, self.encoding.style_code)
+        style = self.encoding.style_code if self.use_generator else None
+        self.dg.run_chain(lm, self.encoding.id_feature, style)
         if self.use_warp:
             self._neutral = None
             self._warp_image((0, 0.0, self.source.crop_landmarks))
@@ -524,12 +523,19 @@ class LiveEngine:
         self._slot.clear()
 
     def _timed(self, name: str, fn, *args):
+        with self._stage_timer(name):
+            return fn(*args)
+
+    @contextlib.contextmanager
+    def _stage_timer(self, name: str):
+        """Charge the time of a ``with`` block to stage ``name`` (also the ``timer`` of ``dg.run_chain``)."""
         start = time.perf_counter()
-        out = fn(*args)
-        entry = self._stage[name]
-        entry[0] += 1
-        entry[1] += time.perf_counter() - start
-        return out
+        try:
+            yield
+        finally:
+            entry = self._stage[name]
+            entry[0] += 1
+            entry[1] += time.perf_counter() - start
 
     def _fail(self, exc: BaseException) -> None:
         if self.error is None:
@@ -597,8 +603,9 @@ class LiveEngine:
             inverse = cv2.invertAffineTransform(matrix)
             image_lm = crop_lm.copy()
             image_lm[:, :2] = crop_lm[:, :2] @ inverse[:, :2].T + inverse[:, 2]
-            target = self._timed("idsg", self._idsg, crop_lm[:, :2], encoding)
-            sketch = self._timed("sketch", self.dg.draw, target)
+            # IDSG + eye correction + sketch: the model's one step chain, shape only (the generator runs behind)
+            chain = self.dg.run_chain(crop_lm[:, :2], encoding.id_feature, timer=self._stage_timer)
+            target, sketch = chain.target_landmarks, chain.sketch
             out = LiveFrame(index, t_capture, frame, True, image_lm, crop_lm, target[0], sketch[0])
             if self.use_generator:
                 self._gen.submit((index, t_capture, sketch, encoding))
@@ -618,11 +625,6 @@ class LiveEngine:
         if rec is not None:
             rec.write(compose_panels(out))
         self._notify("shape", out)
-
-    def _idsg(self, landmarks: np.ndarray, encoding) -> np.ndarray:
-        ref = self.dg.encode_reference(landmarks)
-        decoded = self.dg.decode(ref.landmark_code, encoding.id_feature)
-        return self.dg.correct_eyes(decoded, ref.landmarks)
 
     def _generate(self, item) -> np.ndarray:
         from ..reenact import _untrained_banner
