@@ -791,6 +791,20 @@ def _note_truncation(driving, announced: int, decoded: int, notes: list[str]) ->
 
 
 # --- command line --------------------------------------------------------------------------------------------
+def add_dg_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that choose the DG model (``--weights --synthetic --device --precision --sketch-intensity``),
+    shared by every command that runs DG; :func:`_cli_load_dg` reads them."""
+    p.add_argument("--weights", default=None, help="folder with the official DG weights (default: search)")
+    p.add_argument("--synthetic", action="store_true",
+                   help="fall back to UNTRAINED synthetic weights when the official ones are missing")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps (default cpu)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "tf32"), default="fp32",
+                   help="numeric precision: fp32 (exact, default), bf16 (faster on GPUs and CPUs with native "
+                        "bfloat16), fp16 / tf32 (GPU only)")
+    p.add_argument("--sketch-intensity", choices=("demo", "train"), default="demo",
+                   help="sketch line value fed to the generator: demo (1/255, as released) or train (1.0)")
+
+
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``dgkit reenact SOURCE REFERENCE -o OUT`` (photo -> PNG, video -> video)."""
     p = subparsers.add_parser(
@@ -803,16 +817,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg) or video (.mp4, .avi)")
     p.add_argument("--sheet", action="store_true", help="photo: write the contact sheet of all stages")
     p.add_argument("--backend", default="auto", help="landmark backend: auto, mediapipe, fan, fan2d")
-    p.add_argument("--weights", default=None, help="folder with the official DG weights (default: search)")
-    p.add_argument("--synthetic", action="store_true",
-                   help="fall back to UNTRAINED synthetic weights when the official ones are missing")
+    add_dg_arguments(p)
     p.add_argument("--baseline-only", action="store_true", help="no DG: write the warp baseline")
-    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps (default cpu)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "tf32"), default="fp32",
-                   help="numeric precision: fp32 (exact, default), bf16 (faster on GPUs and CPUs with native "
-                        "bfloat16), fp16 / tf32 (GPU only)")
-    p.add_argument("--sketch-intensity", choices=("demo", "train"), default="demo",
-                   help="sketch line value fed to the generator: demo (1/255, as released) or train (1.0)")
     p.add_argument("--batch-size", type=int, default=8, help="video: frames per DG batch (default 8)")
     p.add_argument("--smoothing", type=float, default=0.0, help="video: landmark EMA factor in [0,1) (default 0)")
     p.add_argument("--max-frames", type=int, default=None, help="video: stop after N frames")
@@ -831,7 +837,7 @@ def _is_video(path: str) -> bool:
 
 def _cli_load_dg(args: argparse.Namespace):
     """The DG model the command line asked for (None with --baseline-only)."""
-    if args.baseline_only:
+    if getattr(args, "baseline_only", False):
         return None
     from .pipeline import load_dg
 

@@ -41,6 +41,15 @@ def test_no_window_record_has_the_processed_frames(clip, tmp_path, synthetic_wei
     info = dgkit.video_info(out)
     assert info.frame_count == 5 and (info.width, info.height) == (1024, 278)
 
+    # retyping the command never loses the recording: refused without --force, replaced with it
+    before = out.read_bytes()
+    args = ["live", "astronaut", "--video", str(clip), "--no-window", "--record", str(out), "--max-frames", "3",
+            "--backend", "mediapipe", "--synthetic", "--no-generator"]
+    assert main(args) == 1
+    assert "exists already" in capsys.readouterr().err and out.read_bytes() == before
+    assert main([*args, "--force"]) == 0
+    assert dgkit.video_info(out).frame_count == 3
+
 
 def test_camera_that_cannot_open_exits_1(synthetic_weights_env, capsys, tmp_path):
     rc = main(["live", "astronaut", "--camera", "97", "--no-window", "--synthetic", "--no-generator",

@@ -44,7 +44,8 @@ def _timestamped(stem: str, suffix: str, folder: Path) -> Path:
 
 
 def run_window(engine: LiveEngine, *, max_frames: int | None = None, record: str | Path | None = None,
-               snapshot_dir: str | Path = ".", press: Callable[[LiveEngine], int | None] | None = None) -> LiveStats:
+               snapshot_dir: str | Path = ".", press: Callable[[LiveEngine], int | None] | None = None,
+               overwrite: bool = False) -> LiveStats:
     """Run ``engine`` in an OpenCV window until ``q``/Esc, the end of the source or ``max_frames``.
 
     ``press``: for tests, ``press(engine)`` is asked at each refresh and a key code it returns counts as
@@ -53,7 +54,7 @@ def run_window(engine: LiveEngine, *, max_frames: int | None = None, record: str
     import cv2
 
     snapshot_dir = Path(snapshot_dir)
-    engine.start(max_frames=max_frames, record=record)
+    engine.start(max_frames=max_frames, record=record, overwrite=overwrite)
     try:
         cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
         while not engine.wait(0.0):
@@ -93,6 +94,8 @@ def run_window(engine: LiveEngine, *, max_frames: int | None = None, record: str
 # --- command line ----------------------------------------------------------------------------------------------
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``dgkit live``."""
+    from ..reenact import add_dg_arguments
+
     p = subparsers.add_parser(
         "live", help="live reenactment from a camera (or a video played like one)",
         description="You are the reference: the SOURCE photo's person follows the head pose and expression seen by "
@@ -108,10 +111,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="auto", help="landmark backend: auto, mediapipe, fan, fan2d")
     p.add_argument("--smoothing", default="one-euro",
                    help="landmark smoothing: one-euro (default), one-euro:MIN_CUTOFF,BETA (e.g. 1.0,0.05), none")
-    p.add_argument("--weights", default=None, help="folder with the official DG weights (default: search)")
-    p.add_argument("--synthetic", action="store_true",
-                   help="fall back to UNTRAINED synthetic weights when the official ones are missing")
-    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, mps (default cpu)")
+    add_dg_arguments(p)
+    p.add_argument("--force", action="store_true", help="replace the --record file if it exists (default: refuse)")
     p.add_argument("--no-generator", action="store_true", help="no DG panel (shape path and warp only)")
     p.add_argument("--snapshot-dir", default=".", help="folder for s snapshots and r recordings (default .)")
     p.set_defaults(func=_cli_live)
@@ -142,7 +143,6 @@ def _cli_live(args: argparse.Namespace) -> int:
     frames = _frame_source(args)
     frames.open()  # a missing camera or video fails now, not after loading the networks
     frames.close()
-    args.sketch_intensity, args.baseline_only = "demo", False
     dg = _cli_load_dg(args)
     if not dg.weights.trained:
         print(f"dgkit: warning: DG weights are {dg.weights.label}: the DG panel is NOT a real result")
@@ -150,9 +150,10 @@ def _cli_live(args: argparse.Namespace) -> int:
     print(f"live: warming up ({dg.weights.label} weights on {args.device})...", flush=True)
     engine.warm_up()
     if args.no_window:
-        stats = engine.run(max_frames=args.max_frames, record=args.record)
+        stats = engine.run(max_frames=args.max_frames, record=args.record, overwrite=args.force)
     else:
-        stats = run_window(engine, max_frames=args.max_frames, record=args.record, snapshot_dir=args.snapshot_dir)
+        stats = run_window(engine, max_frames=args.max_frames, record=args.record, snapshot_dir=args.snapshot_dir,
+                           overwrite=args.force)
     print("live: " + stats.summary().replace("\n", "\nlive: "))
     if args.record:
         print(f"live: recorded {engine.recorded_frames} frames to {args.record}")

@@ -246,12 +246,17 @@ class _Worker:
 class _Recorder:
     """Side-by-side panels to an mp4/avi, opened on the first frame, always closed (a playable file)."""
 
-    def __init__(self, path: str | Path, fps: float):
+    def __init__(self, path: str | Path, fps: float, *, overwrite: bool = False):
+        from ..errors import OutputExistsError
         from ..io import VIDEO_SUFFIXES
 
         self.path = Path(path)
         if self.path.suffix.lower() not in VIDEO_SUFFIXES:
             raise InputError(f"cannot record to {self.path}: use a .mp4 or .avi file name.")
+        if self.path.exists() and not overwrite:  # say so now, not at the first frame in a worker thread
+            raise OutputExistsError(f"{self.path} exists already; refusing to overwrite it. Pass overwrite=True "
+                                    "(command line: --force) or choose another file name.")
+        self.overwrite = overwrite
         self.fps = float(fps)
         self.writer = None
         self.frames = 0
@@ -262,7 +267,8 @@ class _Recorder:
 
         with self._lock:
             if self.writer is None:
-                self.writer = VideoWriter(self.path, self.fps, (image.shape[1], image.shape[0]))
+                self.writer = VideoWriter(self.path, self.fps, (image.shape[1], image.shape[0]),
+                                          overwrite=self.overwrite)
             self.writer.write(image)
             self.frames += 1
 
@@ -385,7 +391,8 @@ class LiveEngine:
         self._warmup_s = time.perf_counter() - start
         return self._warmup_s
 
-    def start(self, *, max_frames: int | None = None, record: str | Path | None = None) -> None:
+    def start(self, *, max_frames: int | None = None, record: str | Path | None = None,
+              overwrite: bool = False) -> None:
         """Open the source and start the threads (warming up first if needed). Raises when the source cannot open."""
         if self.running:
             raise InputError("the live engine is already running; stop() it first")
@@ -398,7 +405,7 @@ class LiveEngine:
         self.frames.open()
         try:
             if record is not None:
-                self.start_recording(record)
+                self.start_recording(record, overwrite=overwrite)
         except BaseException:
             self.frames.close()
             raise
@@ -443,10 +450,11 @@ class LiveEngine:
         self.start(**kwargs)
 
     def run(self, *, max_frames: int | None = None, record: str | Path | None = None,
-            timeout: float | None = None) -> LiveStats:
+            timeout: float | None = None, overwrite: bool = False) -> LiveStats:
         """Start, wait for the end (source ended, ``max_frames``, ``timeout`` seconds), stop; re-raise the error
-        that stopped it (after the recording was closed)."""
-        self.start(max_frames=max_frames, record=record)
+        that stopped it (after the recording was closed). An existing ``record`` file is refused unless
+        ``overwrite=True``."""
+        self.start(max_frames=max_frames, record=record, overwrite=overwrite)
         try:
             self.wait(timeout)
         finally:
@@ -456,10 +464,12 @@ class LiveEngine:
         return stats
 
     # recording --------------------------------------------------------------------------------------------
-    def start_recording(self, path: str | Path, fps: float | None = None) -> None:
-        """Record the side-by-side panels (:func:`compose_panels`) of every processed frame to ``path``."""
+    def start_recording(self, path: str | Path, fps: float | None = None, *, overwrite: bool = False) -> None:
+        """Record the side-by-side panels (:func:`compose_panels`) of every processed frame to ``path`` (written
+        all-or-nothing; an existing file is refused unless ``overwrite=True``)."""
+        recorder = _Recorder(path, fps or self.frames.fps or 15.0, overwrite=overwrite)
         self.stop_recording()
-        self._recorder = _Recorder(path, fps or self.frames.fps or 15.0)
+        self._recorder = recorder
 
     def stop_recording(self) -> Path | None:
         """Close the recording (a playable file); returns its path, or None when nothing was recording."""
