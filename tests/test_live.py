@@ -301,3 +301,26 @@ def test_closing_a_video_source_while_another_thread_reads_it(tmp_path):
     src.close()
     thread.join(10)
     assert not thread.is_alive() and src.read() is None
+
+
+def test_recorder_drops_frames_written_after_close_and_refuses_an_existing_file(tmp_path):
+    """The shape thread can hold the recorder for one frame after stop_recording(): that write is dropped, the
+    file stays complete; an existing recording is refused at once unless overwrite=True."""
+    import dgkit
+    from dgkit.errors import OutputExistsError
+    from dgkit.live.engine import _Recorder
+
+    path = tmp_path / "rec.mp4"
+    rec = _Recorder(path, 10)
+    frame = np.zeros((64, 96, 3), np.uint8)
+    for _ in range(3):
+        rec.write(frame)
+    rec.close()
+    rec.write(frame)  # late frame from the engine thread: no error, not written
+    assert rec.frames == 3 and dgkit.video_info(path).frame_count == 3
+    with pytest.raises(OutputExistsError, match="exists already"):
+        _Recorder(path, 10)
+    again = _Recorder(path, 10, overwrite=True)
+    again.write(frame)
+    again.close()
+    assert dgkit.video_info(path).frame_count == 1

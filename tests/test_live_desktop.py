@@ -139,7 +139,7 @@ def test_window_under_xvfb_shows_the_panels(xvfb, clip, synthetic_weights_env):
             proc.kill()
     assert proc.returncode == 0, out
     assert shot is not None
-    write_image(ARTIFACTS / "desktop_window.png", shot)
+    write_image(ARTIFACTS / "desktop_window.png", shot, overwrite=True)  # the newest screenshot to look at
     assert best > 1024 * 278 * 0.5, f"the window was not seen on the display ({best} lit pixels)\n{out}"
     # a DG face arrived: the third panel (x 512..768) carries the red UNTRAINED banner
     dg_tile = shot[:, 512:768]

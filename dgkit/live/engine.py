@@ -260,12 +260,15 @@ class _Recorder:
         self.fps = float(fps)
         self.writer = None
         self.frames = 0
+        self.closed = False
         self._lock = threading.Lock()
 
     def write(self, image: np.ndarray) -> None:
         from ..io import VideoWriter
 
         with self._lock:
+            if self.closed:  # the engine thread may hold this recorder for one frame after stop_recording()
+                return
             if self.writer is None:
                 self.writer = VideoWriter(self.path, self.fps, (image.shape[1], image.shape[0]),
                                           overwrite=self.overwrite)
@@ -274,6 +277,7 @@ class _Recorder:
 
     def close(self) -> None:
         with self._lock:
+            self.closed = True
             if self.writer is not None:
                 self.writer.close()
 
