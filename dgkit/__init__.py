@@ -44,7 +44,7 @@ _LAZY = {
     "locate_weights": "dgkit.weights",
     "weights_status": "dgkit.weights",
     "download_weights": "dgkit.weights",
-    "import_weights": "dgkit.weights",
+    "install_weights": "dgkit.weights",
     # landmarks, geometry, images and videos
     "detect_landmarks": "dgkit.landmarks",
     "detect_faces": "dgkit.landmarks",

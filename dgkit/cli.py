@@ -1,6 +1,6 @@
 """The ``dgkit`` command line. Each feature module registers its own sub-command.
 
-    dgkit weights status|download|import     weight files (dgkit.weights)
+    dgkit weights status|download|install    weight files (dgkit.weights)
     dgkit reenact SOURCE REFERENCE -o OUT    photos and videos (dgkit.reenact)
     dgkit figure CONFIG.json -o STEM         paper figures from a recorded configuration (dgkit.figures)
     dgkit prepare-data ...                   training sets (dgkit.training.prepare)

@@ -26,7 +26,7 @@ import copy
 import functools
 import logging
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -38,6 +38,7 @@ from . import eyes as _eyes
 from .errors import CheckpointError, InputError, LandmarkError
 from .models import IDSG_NETS, RFG_NETS, VGGFace, from_vgg_face_dag
 from .sketch import draw_sketch
+from .weights import WeightsInfo, weights_info
 
 log = logging.getLogger("dgkit")
 
@@ -166,15 +167,6 @@ class ChainResult:
 
     def __len__(self) -> int:
         return len(self.target_landmarks)
-
-
-@dataclass(frozen=True)
-class WeightsInfo:
-    """Where a model's weights came from. ``trained`` is False for synthetic (random) weights."""
-
-    label: str
-    trained: bool
-    paths: dict[str, Path] = field(default_factory=dict)
 
 
 # --- input checks -----------------------------------------------------------------------------------------------
@@ -638,28 +630,6 @@ def _load_strict(net: nn.Module, state: dict, name: str, assign: bool = False) -
         raise CheckpointError(f"weights for {name!r} do not fit dgkit's network: {exc}") from None
 
 
-def _weights_info(paths: dict[str, Path], *, synthetic: bool) -> WeightsInfo:
-    """Label the weights: "official", "synthetic (untrained)" or "dgkit-trained ..." (from ``export_weights``).
-
-    A folder written by ``dgkit.training.export_weights`` holds ``DGKIT_TRAINED.json``; weights assembled with any
-    synthetic file are not counted as trained (their images are not meaningful).
-    """
-    import json
-
-    if synthetic:
-        return WeightsInfo("synthetic (untrained)", trained=False, paths=dict(paths))
-    marker = Path(paths["rfg"]).parents[2] / "DGKIT_TRAINED.json"  # <root>/expr/checkpoints/<file>
-    if not marker.is_file():
-        return WeightsInfo("official", trained=True, paths=dict(paths))
-    try:
-        files = json.loads(marker.read_text()).get("files", {})
-    except (OSError, ValueError):
-        files = {}
-    synthetic_parts = sorted(kind for kind, facts in files.items() if facts.get("synthetic"))
-    label = "dgkit-trained" + (f" (synthetic {', '.join(synthetic_parts)})" if synthetic_parts else "")
-    return WeightsInfo(label, trained=not synthetic_parts, paths=dict(paths))
-
-
 def load_dg(weights_dir: str | Path | None = None, *, device: str | torch.device = "cpu",
             sketch_intensity: SketchIntensity = "demo", allow_synthetic: bool = False,
             precision: Precision = "fp32") -> DualGenerator:
@@ -698,7 +668,7 @@ def load_dg(weights_dir: str | Path | None = None, *, device: str | torch.device
     blobs = {kind: checkpoint.load_checkpoint(path, kind) for kind, path in paths.items()}
     # a signature inside each synthetic file (any seed), the folder marker, or the seed-1234 synthetic contents
     synthetic = weights_mod.synthetic_set_seed(paths, loaded=blobs) is not None  # same answer as weights status
-    info = _weights_info(paths, synthetic=synthetic)
+    info = weights_info(paths, synthetic=synthetic)
     with torch.device("meta"):  # no random initialisation: every parameter comes from the checkpoints
         dg = DualGenerator(sketch_intensity=sketch_intensity, weights=info, precision=precision, device="meta")
     dg.load_official_state(blobs["rfg"], blobs["idsg"], blobs["vgg_face"])
