@@ -67,7 +67,7 @@ _TITLES = {
 
 _HOW_TO_GET = (
     "Get the official files with `dgkit weights download`, or download them by hand and run "
-    "`dgkit weights import PATH` (see weights/README.md)."
+    "`dgkit weights install PATH` (see weights/README.md)."
 )
 
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -468,7 +468,7 @@ def _check_torch_zip(path: Path, size_note: str) -> None:
         shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
         raise CheckpointError(
             f"{path} is a zip archive but not a PyTorch weight file (it holds {shown}). If it is the DG download "
-            f"from Google Drive, unpack it into place with `dgkit weights import {path}`."
+            f"from Google Drive, unpack it into place with `dgkit weights install {path}`."
         )
 
 

@@ -1,7 +1,7 @@
 """Shared pytest fixtures. Keep each fixture small and documented; add new ones under a section heading.
 
 Weights
-    synthetic_weights      session: folder of synthetic weights (seed 1234, RECIPE.md), official layout
+    synthetic_weights      session: folder of synthetic weights (seed 1234, docs/weights.md), official layout
     synthetic_weights_env  function: $DGKIT_WEIGHTS points at that folder (so load_dg() etc. find it)
     isolated_weights       function: no real weights folder is visible; caches go into tmp_path
 
@@ -38,19 +38,18 @@ def synthetic_weights_env(synthetic_weights: Path, monkeypatch: pytest.MonkeyPat
 
 @pytest.fixture
 def isolated_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Hide every real weights folder and cache from dgkit.weights for one test.
+    """Hide every real weights folder and cache from dgkit.weights for one test (docs/weights.md, "Folders").
 
-    $DGKIT_WEIGHTS is unset, $DGKIT_CACHE is ``tmp_path/"cache"`` and the repository's ``weights/`` folder is
-    replaced by ``tmp_path/"repo-weights"`` (created, empty). Returns ``tmp_path``.
+    Only through the documented environment variables, which dgkit reads at every call: $DGKIT_WEIGHTS is unset,
+    $DGKIT_CACHE is ``tmp_path/"cache"`` and $DGKIT_REPO_WEIGHTS replaces the repository's ``weights/`` folder by
+    ``tmp_path/"repo-weights"`` (created, empty). Returns ``tmp_path``.
     """
-    import dgkit.weights
-
     repo = tmp_path / "repo-weights"
     repo.mkdir()
     monkeypatch.delenv("DGKIT_WEIGHTS", raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("DGKIT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(dgkit.weights, "_repo_weights_dir", lambda: repo)
+    monkeypatch.setenv("DGKIT_REPO_WEIGHTS", str(repo))
     return tmp_path
 
 

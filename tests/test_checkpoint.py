@@ -25,13 +25,13 @@ from dgkit.errors import (
     UnsafeCheckpointError,
     WeightsNotFoundError,
 )
-from dgkit.weights import _synthetic_object
+from dgkit.weights import synthetic_state
 
 
 @pytest.fixture(scope="module")
 def idsg() -> dict:
     """A valid IDSG object (15 MB, synthetic seed 7)."""
-    return _synthetic_object("idsg", 7)
+    return synthetic_state("idsg", 7)
 
 
 @pytest.fixture
@@ -187,7 +187,7 @@ def test_plain_zip_is_not_a_checkpoint(tmp_path):
     path = tmp_path / "DG.zip"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("expr/readme.txt", "hello")
-    with pytest.raises(CheckpointError, match="dgkit weights import"):
+    with pytest.raises(CheckpointError, match="dgkit weights install"):
         load_checkpoint(path, "rfg")
 
 

@@ -134,9 +134,9 @@ def test_load_dg_without_weights_lists_every_file(isolated_weights):
 
 
 def test_load_dg_falls_back_to_labelled_synthetic_weights(isolated_weights, monkeypatch, synthetic_weights):
-    import dgkit.weights
-
-    monkeypatch.setattr(dgkit.weights, "synthetic_weights_dir", lambda seed=1234: synthetic_weights)
+    cache = isolated_weights / "cache"  # $DGKIT_CACHE: the cached synthetic folder is found there, not rebuilt
+    cache.mkdir(exist_ok=True)
+    (cache / "synthetic-seed1234").symlink_to(synthetic_weights, target_is_directory=True)
     dg = dgkit.load_dg(allow_synthetic=True)
     assert dg.weights.trained is False
     assert dg.weights.label == "synthetic (untrained)"
@@ -145,20 +145,20 @@ def test_load_dg_falls_back_to_labelled_synthetic_weights(isolated_weights, monk
 def test_weights_labels(tmp_path):
     import json
 
-    from dgkit.pipeline import _weights_info
+    from dgkit.weights import weights_info
 
     paths = {"rfg": tmp_path / "expr/checkpoints/501500_nets_ema.ckpt"}
-    assert _weights_info(paths, synthetic=True).label == "synthetic (untrained)"
-    assert (_weights_info(paths, synthetic=False).label, _weights_info(paths, synthetic=False).trained) == (
+    assert weights_info(paths, synthetic=True).label == "synthetic (untrained)"
+    assert (weights_info(paths, synthetic=False).label, weights_info(paths, synthetic=False).trained) == (
         "official", True)
     marker = {"trained_by": "dgkit", "files": {"rfg": {"synthetic": False}, "idsg": {"synthetic": False},
                                                "vgg_face": {"synthetic": True}}}
     (tmp_path / "DGKIT_TRAINED.json").write_text(json.dumps(marker))
-    info = _weights_info(paths, synthetic=False)
+    info = weights_info(paths, synthetic=False)
     assert (info.label, info.trained) == ("dgkit-trained (synthetic vgg_face)", False)
     marker["files"]["vgg_face"]["synthetic"] = False
     (tmp_path / "DGKIT_TRAINED.json").write_text(json.dumps(marker))
-    assert (_weights_info(paths, synthetic=False).label, _weights_info(paths, synthetic=False).trained) == (
+    assert (weights_info(paths, synthetic=False).label, weights_info(paths, synthetic=False).trained) == (
         "dgkit-trained", True)
 
 

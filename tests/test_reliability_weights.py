@@ -14,9 +14,11 @@ import pytest
 import torch
 
 import dgkit.weights as W
+import dgkit.weights.synthetic
 from dgkit.checkpoint import read_signature, save_checkpoint
 from dgkit.cli import main
 from dgkit.errors import CheckpointError, WeightsError
+from dgkit.weights.install import zip_member_limit
 
 REPO = Path(__file__).resolve().parents[1]
 RFG, IDSG, VGG = (W.OFFICIAL_FILES[k] for k in ("rfg", "idsg", "vgg_face"))
@@ -28,30 +30,24 @@ def _tiny_synthetic(name: str, seed: int) -> dict:
     return {"net": {"w": torch.randn(4, 4, generator=generator)}}
 
 
-# --- two imports into one folder at once ---------------------------------------------------------------------
+# --- two installs into one folder at once ---------------------------------------------------------------------
 _IMPORTER = textwrap.dedent("""
     import sys, time
+    import dgkit.checkpoint
     import dgkit.weights as W
     from dgkit.errors import WeightsError
-    # tiny stand-in files instead of the 800 MB of real ones: every file "verifies"; staging is slowed so the
-    # two processes overlap
-    W.load_checkpoint = lambda path, name: {}
-    W._is_seed1234_content = lambda obj, name: False
-    stage = W._stage
-    def slow_stage(*args, **kwargs):
-        result = stage(*args, **kwargs)
-        time.sleep(0.4)
-        return result
-    W._stage = slow_stage
+    # tiny stand-in files instead of the 800 MB of real ones: every file "verifies", slowly, so the two
+    # processes overlap
+    dgkit.checkpoint.load_checkpoint = lambda path, name: time.sleep(0.4) or {}
     try:
-        W.import_weights(sys.argv[1], sys.argv[2])
+        W.install_weights(sys.argv[1], sys.argv[2])
     except WeightsError as exc:
         print(exc, file=sys.stderr)
         sys.exit(3)
 """)
 
 
-def test_two_concurrent_imports_never_mix_sources(tmp_path):
+def test_two_concurrent_installs_never_mix_sources(tmp_path):
     sources = {}
     for tag in ("A", "B"):
         folder = tmp_path / f"download_{tag}"
@@ -80,13 +76,13 @@ def test_a_file_that_fails_verification_means_none_is_placed(tmp_path, synthetic
     (src / VGG).write_bytes(b"not a weight file")
     dest = tmp_path / "weights"
     with pytest.raises(CheckpointError):
-        W.import_weights(src, dest)
+        W.install_weights(src, dest)
     assert [p for p in dest.rglob("*") if p.is_file()] == []  # the two good files were not placed either
 
 
 # --- synthetic files are recognised wherever they are ----------------------------------------------------------
 def test_synthetic_files_of_any_seed_carry_a_signature_that_survives_symlinks(tmp_path, monkeypatch):
-    monkeypatch.setattr(W, "_synthetic_object", _tiny_synthetic)
+    monkeypatch.setattr(dgkit.weights.synthetic, "synthetic_state", _tiny_synthetic)
     made = W.make_synthetic_weights(tmp_path / "synthetic", seed=7)
     linked = tmp_path / "linked"
     for name, path in made.items():
@@ -123,7 +119,7 @@ def test_status_and_load_dg_agree_on_a_symlinked_synthetic_set(tmp_path, synthet
 # --- zips -----------------------------------------------------------------------------------------------------
 def test_zip_member_far_beyond_the_official_size_is_refused_before_writing(tmp_path, isolated_weights):
     archive = tmp_path / "DG.zip"
-    limit = W._member_limit("idsg")
+    limit = zip_member_limit("idsg")
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
         with z.open("DG/" + IDSG, "w", force_zip64=True) as member:
             block = bytes(1 << 20)
@@ -132,7 +128,7 @@ def test_zip_member_far_beyond_the_official_size_is_refused_before_writing(tmp_p
     assert archive.stat().st_size < limit // 100  # a small zip that unpacks to much more
     dest = tmp_path / "weights"
     with pytest.raises(WeightsError, match="far more than the official IDSG file") as info:
-        W.import_weights(archive, dest)
+        W.install_weights(archive, dest)
     assert "nothing was placed" in str(info.value)
     written = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file()) if dest.exists() else 0
     assert written == 0
@@ -143,20 +139,20 @@ def test_bad_zip_member_message_names_the_member_not_a_deleted_temp_file(tmp_pat
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr("DG/" + IDSG, b"garbage" * 100)
     with pytest.raises(CheckpointError) as info:
-        W.import_weights(archive, tmp_path / "weights")
+        W.install_weights(archive, tmp_path / "weights")
     message = str(info.value)
     assert f"{archive} (member DG/{IDSG})" in message
     assert ".tmp" not in message and "Delete it" not in message
 
 
-def test_reimport_says_kept(tmp_path, synthetic_weights, isolated_weights, capsys):
+def test_reinstall_says_kept(tmp_path, synthetic_weights, isolated_weights, capsys):
     single = tmp_path / "download" / "30000_nets_ema.ckpt"
     single.parent.mkdir()
     shutil.copy(synthetic_weights / IDSG, single)
     dest = tmp_path / "weights"
-    assert main(["weights", "import", str(single), "--dest", str(dest)]) == 0
+    assert main(["weights", "install", str(single), "--dest", str(dest)]) == 0
     assert "placed:" in capsys.readouterr().out
-    assert main(["weights", "import", str(single), "--dest", str(dest)]) == 0
+    assert main(["weights", "install", str(single), "--dest", str(dest)]) == 0
     out = capsys.readouterr().out
     assert "kept (the same file was already there)" in out and "placed" not in out
 
@@ -170,11 +166,11 @@ def test_save_checkpoint_signature_round_trip(tmp_path):
 _SYNTHESIZER = textwrap.dedent("""
     import sys, time, torch
     import dgkit.weights as W
-    from dgkit import checkpoint
+    import dgkit.weights.synthetic
     def tiny(name, seed):  # small stand-ins for the 820 MB of real synthetic tensors
         time.sleep(0.3)   # slow enough for the two processes to overlap
         return {"net": {"w": torch.full((2,), float(seed))}}
-    W._synthetic_object = tiny
+    dgkit.weights.synthetic.synthetic_state = tiny
     W.make_synthetic_weights(sys.argv[1], seed=int(sys.argv[2]))
 """)
 

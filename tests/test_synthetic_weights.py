@@ -1,4 +1,4 @@
-"""Synthetic weights (RECIPE.md): the rule, the packaged seed-1234 checksums, the cached folder."""
+"""Synthetic weights (docs/weights.md): the rule, the packaged seed-1234 checksums, the cached folder."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import pytest
 import torch
 
 import dgkit.weights as W
+import dgkit.weights.synthetic
 from dgkit.checkpoint import expected_entries, load_checkpoint
 from dgkit.errors import CheckpointError, InputError, WeightsError
 
 
-# --- the rule, on RECIPE.md's worked examples (small tensors only) ------------------------------------------
+# --- the rule, on worked examples of the rule (small tensors only) ------------------------------------------
 def test_crc32_example_from_recipe():
     assert zlib.crc32(b"generator.from_rgb.weight") == 284957779
     assert zlib.crc32(b"generator.from_rgb.weight") ^ 1234 == 284956801
@@ -33,22 +34,23 @@ def test_crc32_example_from_recipe():
 def test_recipe_table_values(seed_key, sum_, first):
     net, key = seed_key.split(".", 1)
     kind = "idsg" if net == "linear_decoder" else "rfg"
-    tensor = W._synthetic_tensor(seed_key, expected_entries(kind)[net][key], 1234)
+    tensor = W.synthetic_tensor(seed_key, expected_entries(kind)[net][key], 1234)
     assert tensor.dtype == torch.float32 and tensor.is_contiguous()
     assert float(tensor.double().sum()) == pytest.approx(sum_, abs=1e-9)
     assert float(tensor.reshape(-1)[0]) == pytest.approx(first, abs=1e-10)
 
 
-def test_other_seeds_give_other_tensors():
-    a = W._synthetic_object("idsg", 1234)
-    b = W._synthetic_object("idsg", 1235)
+def test_other_seeds_give_other_tensors(tmp_path):
+    a = W.synthetic_state("idsg", 1234)
+    b = W.synthetic_state("idsg", 1235)
     assert not torch.equal(a["linear_decoder"]["main.0.weight"], b["linear_decoder"]["main.0.weight"])
     # the net prefix keeps identical inner keys and shapes apart
     assert not torch.equal(a["lm_linear_encoder"]["main.0.weight"], a["linear_discriminator"]["main.0.weight"])
     with pytest.raises(InputError, match="1234 only"):
         W.verify_synthetic_checksums({"idsg": b}, seed=1235)
     with pytest.raises(InputError):
-        W._check_seed(-1)
+        W.make_synthetic_weights(tmp_path / "bad-seed", seed=-1)
+    assert not (tmp_path / "bad-seed").exists()  # refused before anything was written
 
 
 # --- the cached folder against the packaged checksums -------------------------------------------------------
@@ -57,7 +59,7 @@ def test_cached_synthetic_weights_match_checksums(synthetic_weights):
 
 
 def test_cached_folder_layout_and_sizes(synthetic_weights):
-    sizes_mb = {"rfg": 223.6, "idsg": 15.2, "vgg_face": 580.0}  # RECIPE.md
+    sizes_mb = {"rfg": 223.6, "idsg": 15.2, "vgg_face": 580.0}  # the official files' sizes
     for name, rel in W.OFFICIAL_FILES.items():
         path = synthetic_weights / rel
         assert round(path.stat().st_size / 1e6, 1) == sizes_mb[name]
@@ -109,7 +111,7 @@ def fake_generation(isolated_weights, monkeypatch):
         threading.Event().wait(0.2)  # widen the race window
         return {}
 
-    monkeypatch.setattr(W, "make_synthetic_weights", fake)
+    monkeypatch.setattr(dgkit.weights.synthetic, "make_synthetic_weights", fake)
     return calls
 
 
@@ -142,7 +144,7 @@ def test_failed_generation_leaves_nothing(isolated_weights, monkeypatch):
         (Path(directory) / "partial").write_bytes(b"x")
         raise OSError("disk full")
 
-    monkeypatch.setattr(W, "make_synthetic_weights", broken)
+    monkeypatch.setattr(dgkit.weights.synthetic, "make_synthetic_weights", broken)
     with pytest.raises(OSError, match="disk full"):
         W.synthetic_weights_dir(79)
     assert [p.name for p in W.cache_dir().iterdir()] == []  # nothing left, not even the lock file

@@ -1,4 +1,4 @@
-"""dgkit.weights: search order, status, downloads (local HTTP server, fake Google Drive), imports, CLI.
+"""dgkit.weights: search order, status, downloads (local HTTP server, fake Google Drive), installs, CLI.
 
 No test touches the internet: downloads come from a server on 127.0.0.1 and a fake gdrive callable.
 """
@@ -20,7 +20,11 @@ from pathlib import Path
 import pytest
 import torch
 
+import dgkit.checkpoint
 import dgkit.weights as W
+import dgkit.weights.download
+import dgkit.weights.synthetic
+from dgkit.weights.download import gdown_fetch, http_download
 from dgkit.cli import main
 from dgkit.errors import (
     CheckpointError,
@@ -46,7 +50,7 @@ def _touch(path: Path, content: bytes = b"x") -> Path:
 def other_idsg(tmp_path_factory) -> Path:
     """A valid IDSG file that differs from the seed-1234 one (synthetic seed 5, 15 MB)."""
     path = tmp_path_factory.mktemp("idsg5") / "30000_nets_ema.ckpt"
-    torch.save(W._synthetic_object("idsg", 5), path)
+    torch.save(W.synthetic_state("idsg", 5), path)
     return path
 
 
@@ -187,7 +191,7 @@ def test_locate_error_lists_missing_files_folders_and_remedies(isolated_weights,
     assert "does not exist" in message  # $DGKIT_WEIGHTS folder
     assert "dgkit weights download" in message
     assert W.DG_GDRIVE_URL in message and W.VGG_FACE_URL in message
-    assert "dgkit weights import" in message
+    assert "dgkit weights install" in message
     assert f"Found {repo / 'DG_pretrained' / RFG}" in message
 
 
@@ -205,8 +209,8 @@ def test_status_of_the_synthetic_folder_and_its_cache(synthetic_weights, isolate
     def fail(*args, **kwargs):
         raise AssertionError("should have been cached")
 
-    monkeypatch.setattr(W, "_sha256_file", fail)
-    monkeypatch.setattr(W, "load_checkpoint", fail)
+    monkeypatch.setattr(hashlib, "sha256", fail)
+    monkeypatch.setattr(dgkit.checkpoint, "load_checkpoint", fail)
     assert W.weights_status(synthetic_weights) == statuses
     assert json.dumps([s.to_dict() for s in statuses])  # JSON-friendly
 
@@ -235,10 +239,10 @@ def test_http_download_and_resume_after_a_dropped_connection(http_server, tmp_pa
     http_server.drops["/f.bin"] = 1
     part = tmp_path / "f.bin.part"
     with pytest.raises(DownloadError, match="run the same command again to resume") as info:
-        W._http_download(http_server.url + "/f.bin", part, progress=False, retries=0)
+        http_download(http_server.url + "/f.bin", part, progress=False, retries=0)
     assert "1,500,000 bytes are kept" in str(info.value)
     assert part.read_bytes() == PAYLOAD[:1_500_000]
-    W._http_download(http_server.url + "/f.bin", part, progress=False, retries=0)  # the second call resumes
+    http_download(http_server.url + "/f.bin", part, progress=False, retries=0)  # the second call resumes
     assert part.read_bytes() == PAYLOAD
     assert http_server.log == [("/f.bin", None), ("/f.bin", "bytes=1500000-")]
 
@@ -247,7 +251,7 @@ def test_http_download_retries_within_one_call(http_server, tmp_path):
     http_server.routes["/f.bin"] = PAYLOAD
     http_server.drops["/f.bin"] = 1
     part = tmp_path / "f.bin.part"
-    W._http_download(http_server.url + "/f.bin", part, progress=False, retries=2)
+    http_download(http_server.url + "/f.bin", part, progress=False, retries=2)
     assert part.read_bytes() == PAYLOAD and len(http_server.log) == 2
 
 
@@ -255,14 +259,14 @@ def test_http_download_restarts_when_the_server_ignores_range(http_server, tmp_p
     http_server.routes["/f.bin"] = PAYLOAD
     http_server.ignore_range = True
     part = _touch(tmp_path / "f.bin.part", b"stale bytes from elsewhere")
-    W._http_download(http_server.url + "/f.bin", part, progress=False, retries=0)
+    http_download(http_server.url + "/f.bin", part, progress=False, retries=0)
     assert part.read_bytes() == PAYLOAD
 
 
 def test_http_download_of_an_already_complete_part(http_server, tmp_path):
     http_server.routes["/f.bin"] = PAYLOAD
     part = _touch(tmp_path / "f.bin.part", PAYLOAD)
-    W._http_download(http_server.url + "/f.bin", part, progress=False, retries=0)  # 416: nothing left
+    http_download(http_server.url + "/f.bin", part, progress=False, retries=0)  # 416: nothing left
     assert part.read_bytes() == PAYLOAD
 
 
@@ -323,7 +327,7 @@ def test_unreachable_sources(dest_with_dg, http_server, problem):
     with pytest.raises(DownloadError) as info:
         W.download_weights(dest_with_dg, vgg_url=url, progress=False)
     message = str(info.value)
-    assert url in message and "dgkit weights import" in message
+    assert url in message and "dgkit weights install" in message
     assert ("HTTP 404" if problem == "404" else "could not connect") in message
     assert not (dest_with_dg / VGG).exists()
 
@@ -343,7 +347,7 @@ def test_google_drive_failures(synthetic_weights, isolated_weights, http_server)
         with pytest.raises(DownloadError) as info:
             W.download_weights(dest, gdrive=gdrive, vgg_url=http_server.url + "/vgg_face_dag.pth", progress=False)
         message = str(info.value)
-        assert phrase in message and W.DG_GDRIVE_URL in message and "dgkit weights import" in message
+        assert phrase in message and W.DG_GDRIVE_URL in message and "dgkit weights install" in message
         assert "VGG-Face" in message  # the VGG failure is reported too
     assert not (dest / RFG).exists() and not (dest / ".downloads").exists()
 
@@ -357,10 +361,10 @@ def test_gdown_wrapper(tmp_path, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "gdown", types.SimpleNamespace(download=download))
     out = tmp_path / "sub" / "DG.zip"
-    assert W._gdown_fetch("abc", out, quiet=True) == out and out.parent.is_dir()
+    assert gdown_fetch("abc", out, quiet=True) == out and out.parent.is_dir()
     assert calls == [("abc", str(out), True, True)]
     with pytest.raises(DownloadError, match="gone"):
-        W._gdown_fetch("gone", out)
+        gdown_fetch("gone", out)
 
 
 def test_synthetic_folders_never_receive_official_files(synthetic_weights, isolated_weights, other_idsg, monkeypatch):
@@ -370,60 +374,60 @@ def test_synthetic_folders_never_receive_official_files(synthetic_weights, isola
     with pytest.raises(WeightsError, match="synthetic"):
         W.download_weights(synthetic_weights, gdrive=must_not_run, vgg_url=_refused_url(), progress=False)
     with pytest.raises(WeightsError, match="synthetic"):
-        W.import_weights(other_idsg, synthetic_weights)
+        W.install_weights(other_idsg, synthetic_weights)
     dest = isolated_weights / "dest"
     for source in (synthetic_weights, synthetic_weights / IDSG):  # copies would pass for real weights
         with pytest.raises(WeightsError, match="synthetic random weights"):
-            W.import_weights(source, dest)
+            W.install_weights(source, dest)
     assert not dest.exists()
     monkeypatch.setenv("DGKIT_WEIGHTS", str(synthetic_weights))  # e.g. CI pointing dgkit at synthetic weights
-    assert W._default_dest() == isolated_weights / "repo-weights"
+    assert W.default_destination() == isolated_weights / "repo-weights"
 
 
-# --- import_weights -----------------------------------------------------------------------------------------
-def test_import_zip_folder_and_renamed_file(synthetic_weights, isolated_weights, other_idsg):
+# --- install_weights ----------------------------------------------------------------------------------------
+def test_install_zip_folder_and_renamed_file(synthetic_weights, isolated_weights, other_idsg):
     downloads = isolated_weights / "downloads"
     zipped = downloads / "DG.zip"
     _fake_gdrive({IDSG: synthetic_weights / IDSG}, top="Some Folder/")(None, zipped)
     dest = isolated_weights / "dest"
-    assert W.import_weights(zipped, dest) == {"idsg": dest / IDSG}
+    assert W.install_weights(zipped, dest) == {"idsg": dest / IDSG}
     assert zipped.is_file()  # the user's file stays
     assert _sha256(dest / IDSG) == _sha256(synthetic_weights / IDSG)
-    assert W.import_weights(zipped, dest) == {"idsg": dest / IDSG}  # identical: fine, nothing changes
+    assert W.install_weights(zipped, dest) == {"idsg": dest / IDSG}  # identical: fine, nothing changes
 
     # a different valid file is not replaced silently
     renamed = shutil.copyfile(other_idsg, downloads / "30000_nets_ema (1).ckpt")
     with pytest.raises(WeightsError, match="force=True"):
-        W.import_weights(renamed, dest)
+        W.install_weights(renamed, dest)
     other_zip = downloads / "other.zip"
     _fake_gdrive({IDSG: other_idsg})(None, other_zip)
     with pytest.raises(WeightsError, match="force=True"):
-        W.import_weights(other_zip, dest)
+        W.install_weights(other_zip, dest)
     assert _sha256(dest / IDSG) == _sha256(synthetic_weights / IDSG)
-    assert W.import_weights(renamed, dest, force=True) == {"idsg": dest / IDSG}  # recognised by content
+    assert W.install_weights(renamed, dest, force=True) == {"idsg": dest / IDSG}  # recognised by content
     assert _sha256(dest / IDSG) == _sha256(other_idsg) and renamed.is_file()
 
     folder = downloads / "unpacked" / "deeper"
     _touch(folder / IDSG)
     shutil.copyfile(synthetic_weights / IDSG, folder / IDSG)
     dest2 = isolated_weights / "dest2"
-    assert W.import_weights(downloads / "unpacked", dest2, move=True) == {"idsg": dest2 / IDSG}
+    assert W.install_weights(downloads / "unpacked", dest2, move=True) == {"idsg": dest2 / IDSG}
     assert not (folder / IDSG).exists()  # moved, as asked
     assert json.loads((dest2 / "CHECKSUMS.json").read_text())["files"][IDSG]["sha256"] == _sha256(dest2 / IDSG)
 
 
-def test_import_refuses_bad_files_and_places_nothing(isolated_weights):
+def test_install_refuses_bad_files_and_places_nothing(isolated_weights):
     dest = isolated_weights / "dest"
     bad = _touch(isolated_weights / "vgg_face_dag.pth", b"<html>sign in</html>")
     with pytest.raises(CheckpointError, match="HTML"):
-        W.import_weights(bad, dest)
+        W.install_weights(bad, dest)
     evil = isolated_weights / "evil.zip"
     with zipfile.ZipFile(evil, "w") as archive:
         archive.writestr("../" + IDSG, b"whatever")
     with pytest.raises(WeightsError, match="refused"):
-        W.import_weights(evil, dest)
+        W.install_weights(evil, dest)
     with pytest.raises(WeightsNotFoundError):
-        W.import_weights(isolated_weights / "nothing-here", dest)
+        W.install_weights(isolated_weights / "nothing-here", dest)
     assert not dest.exists() or not any(p.is_file() for p in dest.rglob("*"))
     assert bad.read_bytes() == b"<html>sign in</html>"
 
@@ -444,25 +448,25 @@ def test_cli_status(synthetic_weights, tmp_path, capsys):
     assert out.count("NOT FOUND") == 3 and "dgkit weights download" in out
 
 
-def test_cli_import_download_synthetic(isolated_weights, other_idsg, monkeypatch, capsys):
+def test_cli_install_download_synthetic(isolated_weights, other_idsg, monkeypatch, capsys):
     dest = isolated_weights / "dest"
-    assert main(["weights", "import", str(other_idsg), "--dest", str(dest)]) == 0
-    assert (dest / IDSG).is_file() and "not in this import" in capsys.readouterr().out
+    assert main(["weights", "install", str(other_idsg), "--dest", str(dest)]) == 0
+    assert (dest / IDSG).is_file() and "not in this install" in capsys.readouterr().out
 
     text = _touch(isolated_weights / "notes.txt", b"hello")
-    assert main(["weights", "import", str(text), "--dest", str(dest)]) == 1
+    assert main(["weights", "install", str(text), "--dest", str(dest)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("dgkit: error:") and "Traceback" not in err
 
     def failing_download(dest=None, *, force=False):
         raise DownloadError("could not connect to example (offline)")
 
-    monkeypatch.setattr(W, "download_weights", failing_download)
+    monkeypatch.setattr(dgkit.weights.download, "download_weights", failing_download)
     assert main(["weights", "download", "--dest", str(dest)]) == 1
     assert "could not connect" in capsys.readouterr().err
 
     made = []
-    monkeypatch.setattr(W, "make_synthetic_weights", lambda d, seed=1234: made.append((d, seed)) or {})
+    monkeypatch.setattr(dgkit.weights.synthetic, "make_synthetic_weights", lambda d, seed=1234: made.append((d, seed)) or {})
     assert main(["weights", "synthetic", str(isolated_weights / "syn"), "--seed", "9"]) == 0
     assert made == [(str(isolated_weights / "syn"), 9)]
     assert main(["weights"]) == 2
