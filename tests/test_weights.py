@@ -143,6 +143,51 @@ def _fake_gdrive(files: dict[str, Path], top: str = "DG_pretrained/", log: list 
     return fetch
 
 
+# --- the package ----------------------------------------------------------------------------------------------
+def test_package_exports_and_has_no_import_cycle():
+    import ast
+    import importlib
+
+    import dgkit.pipeline
+
+    package = Path(W.__file__).parent
+    graph = {}
+    for module in sorted(package.glob("*.py")):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        deps = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:  # from .x import ... / from . import x
+                deps |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+        graph[module.stem] = deps - {module.stem}
+        importlib.import_module(f"dgkit.weights.{module.stem}" if module.stem != "__init__" else "dgkit.weights")
+
+    def visit(name, stack):
+        assert name not in stack, "import cycle: " + " -> ".join([*stack, name])
+        for dep in graph.get(name, ()):
+            visit(dep, [*stack, name])
+
+    for name in graph:
+        visit(name, [])
+    assert W.__all__ and all(not n.startswith("_") and hasattr(W, n) for n in W.__all__)
+    assert dgkit.pipeline.WeightsInfo is W.WeightsInfo and W.TRAINED_MARKER == "DGKIT_TRAINED.json"
+    # one list of official files: the packaged tensor manifest's paths
+    assert W.OFFICIAL_FILES == {k: v["path"] for k, v in dgkit.checkpoint.manifest()["files"].items()}
+
+
+def test_repo_weights_variable_is_read_at_each_call(isolated_weights, monkeypatch):
+    other = isolated_weights / "other-repo"
+    other.mkdir()
+    _touch(other / RFG)
+    monkeypatch.setenv("DGKIT_REPO_WEIGHTS", str(other))
+    assert W.repo_weights_dir() == other and other in W.weights_search_dirs()
+    with pytest.raises(WeightsNotFoundError, match="other-repo"):
+        W.locate_weights()  # rfg is found there, the other two are missing
+    with pytest.raises(WeightsError, match="refusing"):
+        W.make_synthetic_weights(other)  # protected like the repository's weights/ folder
+    monkeypatch.delenv("DGKIT_REPO_WEIGHTS")
+    assert W.repo_weights_dir() == Path(W.__file__).resolve().parents[2] / "weights"
+
+
 # --- search order -------------------------------------------------------------------------------------------
 def test_search_order_and_env_vars(isolated_weights, monkeypatch):
     env_a, env_b = isolated_weights / "env-a", isolated_weights / "env-b"
