@@ -76,34 +76,6 @@ class FaceDetection:
                 f"landmarks=(68, 3))")
 
 
-# --- input checking -------------------------------------------------------------------------------------
-def as_rgb_uint8(image: np.ndarray, name: str = "image_rgb") -> np.ndarray:
-    """Check an image and return it as a C-contiguous (H, W, 3) uint8 RGB array (a copy if converted).
-
-    Accepted: (H, W, 3) RGB uint8; also (H, W) or (H, W, 1) grayscale (repeated to RGB) and (H, W, 4)
-    RGBA (alpha dropped). Anything else raises :class:`dgkit.InputError`. The caller's array is never
-    modified.
-    """
-    if not isinstance(image, np.ndarray):
-        raise InputError(f"{name} must be a numpy array (H, W, 3) uint8 RGB, got {type(image).__name__}; "
-                         "for a PIL image use np.asarray(img.convert('RGB'))")
-    if image.dtype != np.uint8:
-        raise InputError(f"{name} must be uint8 (0..255), got {image.dtype}; convert a float image in [0, 1] "
-                         "with skimage.util.img_as_ubyte(image)")
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
-        raise InputError(f"{name} must be (H, W, 3) RGB, (H, W) grayscale or (H, W, 4) RGBA, "
-                         f"got shape {image.shape}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise InputError(f"{name} is empty (shape {image.shape})")
-    if image.shape[2] == 1:
-        image = np.repeat(image, 3, axis=2)
-    elif image.shape[2] == 4:
-        image = image[:, :, :3]
-    return np.ascontiguousarray(image)
-
-
 # --- box helpers ----------------------------------------------------------------------------------------
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     """Intersection over union of two boxes (4,) x1, y1, x2, y2."""

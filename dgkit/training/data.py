@@ -67,6 +67,7 @@ from torch.utils.data import Dataset
 
 from ..errors import DatasetError, InputError
 from ..face68 import CROP_SIZE, REGIONS, check_landmarks
+from ..io import write_image
 
 __all__ = [
     "FORMAT",
@@ -648,8 +649,9 @@ def make_synthetic_dataset(
                 lm = lm3d[:, :2].astype(np.float32)
                 crop = _coarse_warp(photo, photo_lm, lm)
                 crop = np.clip(crop.astype(np.float32) * tint, 0, 255).astype(np.uint8)
-                _write_png(root / "crops" / ident / video / f"{name}.png", crop)
-                _write_png(root / "sketches" / ident / video / f"{name}.png", draw_sketch(lm, "reference"))
+                write_image(root / "crops" / ident / video / f"{name}.png", crop, overwrite=True)
+                write_image(root / "sketches" / ident / video / f"{name}.png", draw_sketch(lm, "reference"),
+                            overwrite=True)
                 records.append((ident, video, name))
                 landmarks.append(lm)
     return write_index(root, records, np.stack(landmarks), skipped={}, backend="synthetic",
@@ -684,9 +686,3 @@ def _coarse_warp(photo: np.ndarray, photo_lm: np.ndarray, lm: np.ndarray, size: 
     return cv2.remap(photo, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
-    """Write an RGB (H,W,3) or gray (H,W) uint8 PNG, creating folders (OpenCV: fast, lossless)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
-    if not cv2.imwrite(str(path), data):
-        raise DatasetError(f"could not write {path} (disk full or no permission?).")
