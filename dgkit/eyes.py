@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import LandmarkError
-from .face68 import EYELID_PAIRS, check_landmarks
+from .face68 import EYELID_PAIRS, LANDMARK_DTYPE, check_landmarks
 
 
 def correct_eyes(target: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -23,7 +23,7 @@ def correct_eyes(target: np.ndarray, reference: np.ndarray) -> np.ndarray:
         target: (68,2) or (N,68,2) float landmarks (any frame; pixels or normalized, x then y).
         reference: same shape and frame as ``target``.
     Returns:
-        a new float32 array, the input is not modified.
+        a new float64 array (the arithmetic is float32, as in the demo); the input is not modified.
     Raises:
         LandmarkError: shapes differ, NaN, or a reference eye width of zero (the demo produced inf/NaN).
     """
@@ -41,4 +41,5 @@ def correct_eyes(target: np.ndarray, reference: np.ndarray) -> np.ndarray:
     ratio = np.sqrt(((tgt[..., 36, :] - tgt[..., 39, :]) ** 2).sum(-1)) / ref_width
     for upper, lower in EYELID_PAIRS:
         tgt[..., upper, :] = tgt[..., lower, :] + ratio[..., None] * (ref[..., upper, :] - ref[..., lower, :])
-    return tgt[0] if single else tgt
+    out = tgt.astype(LANDMARK_DTYPE)  # computed in float32 like the demo; widening to float64 is exact
+    return out[0] if single else out

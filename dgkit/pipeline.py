@@ -36,7 +36,7 @@ from torch import nn
 
 from . import eyes as _eyes
 from .errors import CheckpointError, InputError
-from .face68 import CROP_SIZE, check_landmarks
+from .face68 import CROP_SIZE, LANDMARK_DTYPE, check_landmarks
 from .models import IDSG_NETS, RFG_NETS, VGGFace, from_vgg_face_dag
 from .sketch import draw_sketch
 
@@ -94,7 +94,7 @@ class ReferenceEncoding:
     """A reference shape and its IDSG landmark code.
 
     Attributes:
-        landmarks: (N,68,2) float32 reference landmarks, crop pixels, x then y.
+        landmarks: (N,68,2) float64 reference landmarks, crop pixels, x then y.
         landmark_code: (N,136) float32 output of the IDSG landmark encoder.
     """
 
@@ -109,7 +109,7 @@ class ReferenceEncoding:
 
 @dataclass(frozen=True)
 class Reenactment:
-    """One DG run, every stage kept (numpy, batch first). Landmarks: float32 crop pixels, x then y.
+    """One DG run, every stage kept (numpy, batch first). Landmarks: float64 crop pixels (docs/conventions.md), x then y.
 
     Attributes:
         source_image: (N,256,256,3) uint8 RGB source crops.
@@ -145,7 +145,7 @@ class Reenactment:
 
 @dataclass(frozen=True)
 class ChainResult:
-    """Output of :meth:`DualGenerator.run_chain` (numpy, batch first; landmarks float32 crop px, x then y).
+    """Output of :meth:`DualGenerator.run_chain` (numpy, batch first; landmarks float64 crop px, x then y).
 
     Attributes:
         reference: the (N) reference landmarks and landmark codes that were decoded.
@@ -410,7 +410,7 @@ class DualGenerator(nn.Module):
         lm = _as_landmark_batch(reference_landmarks)
         normalized = (lm / CROP_SIZE).reshape(len(lm), -1)
         code = self.landmark_encoder(self._tensor(normalized))
-        return ReferenceEncoding(landmarks=lm, landmark_code=code.cpu().numpy())
+        return ReferenceEncoding(landmarks=lm.astype(LANDMARK_DTYPE), landmark_code=code.cpu().numpy())
 
     @_inference
     def decode(self, landmark_code: np.ndarray, id_feature: np.ndarray) -> np.ndarray:
@@ -422,7 +422,8 @@ class DualGenerator(nn.Module):
         feat = _as_vector_batch(id_feature, 4096, "id_feature")
         n = _broadcast(len(code), len(feat), ("landmark codes", "identity features"))
         out = self.landmark_decoder(self._tensor(_repeat(code, n)), self._tensor(_repeat(feat, n)))
-        return out.cpu().numpy().reshape(n, 68, 2) * CROP_SIZE  # x256 is exact in binary floating point
+        # x256 is exact in binary floating point, and so is the cast to the landmark dtype (float64)
+        return (out.cpu().numpy().reshape(n, 68, 2) * CROP_SIZE).astype(LANDMARK_DTYPE)
 
     def correct_eyes(self, decoded_landmarks: np.ndarray, reference_landmarks: np.ndarray) -> np.ndarray:
         """Copy the reference's eyelid openings onto decoded landmarks ((N,68,2), crop pixels); see ``dgkit.eyes``."""
