@@ -30,6 +30,8 @@ every mistake (wrong shape, strings, NaN, a flattened network vector) gets the s
 Dtype policy: landmark arrays dgkit *returns* are NumPy ``float64`` (detectors, alignment, geometry, the DG
 target landmarks, eye correction, baselines). Inside the networks everything is ``float32``; a network output
 is cast to float64 when it leaves dgkit (exact: every float32 is a float64). :data:`LANDMARK_DTYPE` names it.
+The one exception is :func:`dgkit.align_face`, whose crop landmarks keep the released demo's float32 arithmetic
+and dtype (the conformance tests pin them). Inputs of any numeric dtype are accepted.
 """
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import InputError
-from ..face68 import EYELID_PAIRS, INNER_LIP_PAIRS, LEFT_EYE, RIGHT_EYE, check_landmarks
+from ..face68 import CROP_SIZE, EYELID_PAIRS, INNER_LIP_PAIRS, LEFT_EYE, RIGHT_EYE, check_landmarks
 from ..geometry import head_pose
 
 __all__ = [
@@ -204,7 +204,7 @@ class VggFaceIdentity:
         arr = np.asarray(crops)
         if arr.ndim == 3:
             arr = arr[None]
-        if arr.ndim != 4 or arr.shape[1:] != (256, 256, 3) or arr.dtype != np.uint8:
+        if arr.ndim != 4 or arr.shape[1:] != (CROP_SIZE, CROP_SIZE, 3) or arr.dtype != np.uint8:
             raise InputError(f"identity crops must be (N,256,256,3) uint8, got {arr.dtype} {arr.shape}.")
         with torch.inference_mode():
             x = self.dg._images_to_tensor(arr)

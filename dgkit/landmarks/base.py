@@ -22,10 +22,10 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import BackendUnavailableError, InputError
+from ..face68 import NUM_POINTS
 
 logger = logging.getLogger("dgkit")
 
-NUM_LANDMARKS = 68
 
 #: Images whose shorter side is below this many pixels cannot hold a face that any backend finds;
 #: they give "no face" without running a model (small inputs also crash some detectors).
@@ -55,7 +55,7 @@ class FaceDetection:
         self.landmarks = np.asarray(self.landmarks, dtype=np.float64)
         self.box = np.asarray(self.box, dtype=np.float64).reshape(-1)
         self.score = float(self.score)
-        if self.landmarks.shape != (NUM_LANDMARKS, 3):
+        if self.landmarks.shape != (NUM_POINTS, 3):
             raise InputError(f"FaceDetection.landmarks must be (68, 3), got {self.landmarks.shape}")
         if self.box.shape != (4,):
             raise InputError(f"FaceDetection.box must be (4,) x1, y1, x2, y2, got {self.box.shape}")
