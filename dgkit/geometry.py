@@ -43,7 +43,18 @@ import numpy as np
 from skimage.transform import SimilarityTransform
 
 from .errors import InputError, LandmarkError
-from .face68 import EYELID_PAIRS, INNER_MOUTH_CORNERS, LEFT_EYE, MOUTH_CORNERS, RIGHT_EYE, check_landmarks
+from .face68 import (
+    BROWS,
+    EYE_CORNERS,
+    EYELID_PAIRS,
+    INNER_MOUTH_CORNERS,
+    JAW,
+    LEFT_EYE,
+    MOUTH_CORNERS,
+    NOSE,
+    RIGHT_EYE,
+    check_landmarks,
+)
 
 __all__ = [
     "HeadPose",
@@ -63,12 +74,9 @@ __all__ = [
     "RIGID_POINTS",
 ]
 
-# iBUG 68 groups used by the edits
-_LEFT_EYE = slice(RIGHT_EYE.start, RIGHT_EYE.stop)  # image-left eye (the subject's right eye)
-_RIGHT_EYE = slice(LEFT_EYE.start, LEFT_EYE.stop)
 # Points that expressions barely move (upper jaw, brows, nose, eye corners): the pose is fitted on these, so
 # opening the mouth, smiling or blinking does not change the head pose (and edits compose exactly).
-RIGID_POINTS = (*range(0, 4), *range(13, 17), *range(17, 27), *range(27, 36), 36, 39, 42, 45)
+RIGID_POINTS = (*JAW[:4], *JAW[-4:], *BROWS, *NOSE, *EYE_CORNERS)
 
 
 # --- validation ---------------------------------------------------------------------------------------------
@@ -78,7 +86,7 @@ def inter_ocular_distance(landmarks) -> float:
     Uses x, y (and z if present). Raises LandmarkError when it is zero (degenerate landmarks).
     """
     lm = check_landmarks(landmarks)
-    d = float(np.linalg.norm(lm[_LEFT_EYE].mean(0) - lm[_RIGHT_EYE].mean(0)))
+    d = float(np.linalg.norm(lm[RIGHT_EYE].mean(0) - lm[LEFT_EYE].mean(0)))
     if not d > 1e-9:
         raise LandmarkError("the two eye centres coincide (zero inter-ocular distance): landmarks are degenerate.")
     return d
