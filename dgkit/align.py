@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 
 from .errors import InputError, LandmarkError
+from .face68 import CROP_SIZE, check_landmarks
 
-CROP_SIZE = 256
 
 # The 96x112 ArcFace 5-point template, doubled and shifted right by 31.9721 px, in float32 arithmetic
 # (this is how the demo built it; building it in float64 gives a different float32 rounding).
@@ -64,20 +64,9 @@ def umeyama_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return m
 
 
-def _check_landmarks(landmarks68: np.ndarray) -> np.ndarray:
-    lm = np.asarray(landmarks68)
-    if lm.shape not in ((68, 2), (68, 3)):
-        raise LandmarkError(f"expected landmarks of shape (68,2) or (68,3) (x, y[, z] pixels), got {lm.shape}")
-    if not np.issubdtype(lm.dtype, np.floating) and not np.issubdtype(lm.dtype, np.integer):
-        raise LandmarkError(f"landmarks must be numeric, got dtype {lm.dtype}")
-    if not np.all(np.isfinite(lm)):
-        raise LandmarkError("landmarks contain NaN or inf; re-run detection or drop this frame")
-    return lm
-
-
 def alignment_matrix(landmarks68: np.ndarray) -> np.ndarray:
     """(2,3) float64 matrix mapping image pixels to 256-crop pixels (float32 Umeyama on the 5 points)."""
-    lm = _check_landmarks(landmarks68).astype(np.float32)
+    lm = check_landmarks(landmarks68, "landmarks68").astype(np.float32)
     pts = five_points(lm)
     if np.linalg.norm(pts[0] - pts[1]) < 1e-3:
         raise LandmarkError("the two eye centres coincide; these landmarks cannot be aligned")

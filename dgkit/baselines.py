@@ -21,13 +21,11 @@ import numpy as np
 from scipy.spatial import Delaunay, QhullError
 
 from .errors import InputError, LandmarkError
-from .geometry import as_landmarks, fit_pose, mean_face_3d, similarity_fit
+from .face68 import EYELID_PAIRS, INNER_LIP_PAIRS, check_landmarks
+from .geometry import fit_pose, mean_face_3d, similarity_fit
 from .io import ImageSource, read_image
 
 __all__ = ["naive_transfer", "relative_transfer_3d", "warp_to_landmarks", "piecewise_affine_map"]
-
-_EYELID_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))
-_INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 
 
 def naive_transfer(reference_landmarks) -> np.ndarray:
@@ -40,7 +38,7 @@ def naive_transfer(reference_landmarks) -> np.ndarray:
     Args:
         reference_landmarks: ``(68, 2)`` or ``(68, 3)`` (z dropped).
     """
-    return as_landmarks(reference_landmarks, name="reference_landmarks")[:, :2].copy()
+    return check_landmarks(reference_landmarks, name="reference_landmarks")[:, :2].copy()
 
 
 def relative_transfer_3d(source3d, reference3d, *, neutral3d=None, return_3d: bool = False) -> np.ndarray:
@@ -67,15 +65,15 @@ def relative_transfer_3d(source3d, reference3d, *, neutral3d=None, return_3d: bo
         ``(68, 2)`` (x, y; or ``(68, 3)``) float64 in the reference's frame, e.g. 256-crop pixels for the DG
         networks.
     """
-    src = as_landmarks(source3d, dims=(3,), name="source3d")
-    ref = as_landmarks(reference3d, dims=(3,), name="reference3d")
+    src = check_landmarks(source3d, dims=(3,), name="source3d")
+    ref = check_landmarks(reference3d, dims=(3,), name="reference3d")
     src_fit, ref_fit = fit_pose(src), fit_pose(ref)
     frontal_src = src_fit.to_canonical(src)
     frontal_ref = ref_fit.to_canonical(ref)
     if neutral3d is None:
         frontal_neutral = mean_face_3d()
     else:
-        neutral = as_landmarks(neutral3d, dims=(3,), name="neutral3d")
+        neutral = check_landmarks(neutral3d, dims=(3,), name="neutral3d")
         frontal_neutral = fit_pose(neutral).to_canonical(neutral)
     # centroids line up before the subtraction; the translation comes back with the reference's fit
     frontal = (
@@ -91,10 +89,10 @@ def relative_transfer_3d(source3d, reference3d, *, neutral3d=None, return_3d: bo
 
 def _close_crossed(frontal: np.ndarray) -> None:
     """In a frontal frame (y down): an upper lid/lip below its lower partner is set onto it, in place."""
-    for upper, lower in _EYELID_PAIRS:
+    for upper, lower in EYELID_PAIRS:
         if frontal[upper, 1] > frontal[lower, 1]:
             frontal[upper] = frontal[lower]  # closed eye: the upper lid rests on the lower one
-    for upper, lower in _INNER_LIP_PAIRS:
+    for upper, lower in INNER_LIP_PAIRS:
         if frontal[upper, 1] > frontal[lower, 1]:
             frontal[upper] = frontal[lower] = 0.5 * (frontal[upper] + frontal[lower])
 
@@ -134,8 +132,8 @@ def warp_to_landmarks(
         RGB uint8 ``(height, width, 3)``.
     """
     image = read_image(source_image)
-    src = as_landmarks(source_landmarks, name="source_landmarks")[:, :2]
-    dst = as_landmarks(target_landmarks, name="target_landmarks")[:, :2]
+    src = check_landmarks(source_landmarks, name="source_landmarks")[:, :2]
+    dst = check_landmarks(target_landmarks, name="target_landmarks")[:, :2]
     height, width = (int(v) for v in output_shape)
     if height < 2 or width < 2:
         raise InputError(f"output_shape must be (height, width) of at least 2x2, got {output_shape!r}.")

@@ -9,9 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import LandmarkError
-
-# (upper lid, lower lid) point pairs of both eyes
-EYELID_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))
+from .face68 import EYELID_PAIRS, LANDMARK_DTYPE, check_landmarks
 
 
 def correct_eyes(target: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -25,16 +23,17 @@ def correct_eyes(target: np.ndarray, reference: np.ndarray) -> np.ndarray:
         target: (68,2) or (N,68,2) float landmarks (any frame; pixels or normalized, x then y).
         reference: same shape and frame as ``target``.
     Returns:
-        a new float32 array, the input is not modified.
+        a new float64 array (the arithmetic is float32, as in the demo); the input is not modified.
     Raises:
         LandmarkError: shapes differ, NaN, or a reference eye width of zero (the demo produced inf/NaN).
     """
-    tgt = np.array(target, dtype=np.float32)  # copy: never modify the caller's array
-    ref = np.asarray(reference, dtype=np.float32)
-    if tgt.shape != ref.shape or tgt.shape[-2:] != (68, 2):
-        raise LandmarkError(f"correct_eyes needs two (N,)68x2 arrays of equal shape, got {tgt.shape} and {ref.shape}")
-    if not (np.isfinite(tgt).all() and np.isfinite(ref).all()):
-        raise LandmarkError("correct_eyes got NaN or inf landmarks")
+    single = np.ndim(target) == 2
+    # new float32 arrays (the caller's are never modified), (N,68,2)
+    tgt = check_landmarks(target, "target", dims=(2,), batch=True, dtype=np.float32)
+    ref = check_landmarks(reference, "reference", dims=(2,), batch=True, dtype=np.float32)
+    if tgt.shape != ref.shape or np.ndim(reference) != np.ndim(target):
+        raise LandmarkError(f"correct_eyes needs target and reference of equal shape, got {np.shape(target)} "
+                            f"and {np.shape(reference)}")
     ref_width = np.sqrt(((ref[..., 36, :] - ref[..., 39, :]) ** 2).sum(-1))
     if np.any(ref_width == 0):
         raise LandmarkError("the reference's left eye has zero width (points 36 and 39 coincide); "
@@ -42,4 +41,5 @@ def correct_eyes(target: np.ndarray, reference: np.ndarray) -> np.ndarray:
     ratio = np.sqrt(((tgt[..., 36, :] - tgt[..., 39, :]) ** 2).sum(-1)) / ref_width
     for upper, lower in EYELID_PAIRS:
         tgt[..., upper, :] = tgt[..., lower, :] + ratio[..., None] * (ref[..., upper, :] - ref[..., lower, :])
-    return tgt
+    out = tgt.astype(LANDMARK_DTYPE)  # computed in float32 like the demo; widening to float64 is exact
+    return out[0] if single else out

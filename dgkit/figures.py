@@ -43,6 +43,7 @@ import numpy as np
 
 from . import viz
 from .errors import ConfigError, InputError
+from .face68 import CROP_SIZE, check_landmarks
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -56,19 +57,14 @@ def _crops(sources: Any) -> np.ndarray:
     arr = np.asarray(sources)
     if arr.ndim == 3:
         arr = arr[None]
-    if arr.ndim != 4 or arr.shape[1:] != (256, 256, 3) or arr.dtype != np.uint8:
+    if arr.ndim != 4 or arr.shape[1:] != (CROP_SIZE, CROP_SIZE, 3) or arr.dtype != np.uint8:
         raise InputError(f"sources must be aligned (256,256,3) uint8 crops (a list or (N,256,256,3)), got "
                          f"{arr.dtype} {arr.shape}")
     return arr
 
 
-def _reference_set(references: Any) -> np.ndarray:
-    arr = np.asarray(references, dtype=np.float64)
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3 or arr.shape[1] != 68 or arr.shape[2] not in (2, 3):
-        raise InputError(f"references must be (68,2|3) or (M,68,2|3) crop-pixel landmarks, got {arr.shape}")
-    return arr
+def _reference_set(references: Any, name: str = "references") -> np.ndarray:
+    return check_landmarks(references, name, batch=True)
 
 
 FIGURE_DPI = viz.FIGURE_DPI
@@ -125,7 +121,7 @@ def source_reference_grid(dg, sources: Any, references: Any, *, source_titles: S
 
     from .sketch import draw_sketch
 
-    src_lm = None if source_landmarks is None else _reference_set(source_landmarks)
+    src_lm = None if source_landmarks is None else _reference_set(source_landmarks, "source_landmarks")
     if src_lm is not None and len(src_lm) != n:
         raise InputError(f"source_landmarks has {len(src_lm)} sets for {n} sources")
     per = 1 if src_lm is None else 2

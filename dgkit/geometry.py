@@ -43,11 +43,22 @@ import numpy as np
 from skimage.transform import SimilarityTransform
 
 from .errors import InputError, LandmarkError
+from .face68 import (
+    BROWS,
+    EYE_CORNERS,
+    EYELID_PAIRS,
+    INNER_MOUTH_CORNERS,
+    JAW,
+    LEFT_EYE,
+    MOUTH_CORNERS,
+    NOSE,
+    RIGHT_EYE,
+    check_landmarks,
+)
 
 __all__ = [
     "HeadPose",
     "PoseFit",
-    "as_landmarks",
     "mean_face_3d",
     "rotation_matrix",
     "pose_from_rotation",
@@ -63,55 +74,19 @@ __all__ = [
     "RIGID_POINTS",
 ]
 
-# iBUG 68 groups used by the edits
-_LEFT_EYE = slice(36, 42)  # image-left eye (the subject's right eye)
-_RIGHT_EYE = slice(42, 48)
-_EYELID_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))  # (upper lid, lower lid), as in the released eye correction (docs/how-dg-works.md §4)
-_INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))  # (upper inner lip, lower inner lip)
 # Points that expressions barely move (upper jaw, brows, nose, eye corners): the pose is fitted on these, so
 # opening the mouth, smiling or blinking does not change the head pose (and edits compose exactly).
-RIGID_POINTS = (*range(0, 4), *range(13, 17), *range(17, 27), *range(27, 36), 36, 39, 42, 45)
+RIGID_POINTS = (*JAW[:4], *JAW[-4:], *BROWS, *NOSE, *EYE_CORNERS)
 
 
 # --- validation ---------------------------------------------------------------------------------------------
-def as_landmarks(points, *, dims: tuple[int, ...] = (2, 3), name: str = "landmarks") -> np.ndarray:
-    """Validate 68 landmarks and return a new float64 array ``(68, d)``, d in ``dims``.
-
-    Raises:
-        LandmarkError: wrong shape, not numeric, NaN or infinite values.
-    """
-    try:
-        arr = np.array(points, dtype=np.float64)  # always a copy: the caller's array is never modified
-    except (TypeError, ValueError) as exc:
-        raise LandmarkError(f"{name} must be a numeric array of shape (68, 2) or (68, 3): {exc}") from None
-    if arr.ndim == 3 and arr.shape[0] == 1:  # a batch of one, as detectors return
-        arr = arr[0]
-    if arr.shape == (136,) and 2 in dims:
-        raise LandmarkError(
-            f"{name} has shape (136,), the DG networks' flattened normalized layout. Use "
-            "landmarks.reshape(68, 2) * 256 to get crop pixels first."
-        )
-    shapes = " or ".join(f"(68, {d})" for d in dims)
-    if arr.ndim != 2 or arr.shape[0] != 68 or arr.shape[1] not in dims:
-        hint = (
-            " Add depth with dgkit.geometry.lift_to_3d(landmarks2d)." if dims == (3,) and arr.shape == (68, 2) else ""
-        )
-        raise LandmarkError(
-            f"{name} must have shape {shapes} (68 iBUG points, columns x, y[, z]); got {arr.shape}.{hint}"
-        )
-    if not np.all(np.isfinite(arr)):
-        bad = np.unique(np.nonzero(~np.isfinite(arr))[0]).tolist()
-        raise LandmarkError(f"{name} contain NaN or infinite values (points {bad}); a detector probably failed.")
-    return arr
-
-
 def inter_ocular_distance(landmarks) -> float:
     """Distance between the two eye centres (means of points 36-41 and 42-47), in the landmarks' units.
 
     Uses x, y (and z if present). Raises LandmarkError when it is zero (degenerate landmarks).
     """
-    lm = as_landmarks(landmarks)
-    d = float(np.linalg.norm(lm[_LEFT_EYE].mean(0) - lm[_RIGHT_EYE].mean(0)))
+    lm = check_landmarks(landmarks)
+    d = float(np.linalg.norm(lm[RIGHT_EYE].mean(0) - lm[LEFT_EYE].mean(0)))
     if not d > 1e-9:
         raise LandmarkError("the two eye centres coincide (zero inter-ocular distance): landmarks are degenerate.")
     return d
@@ -272,7 +247,7 @@ def fit_pose(landmarks3d) -> PoseFit:
         LandmarkError: bad shape/values, flat z (2D points with zero depth), or a z axis that points toward
             the viewer (the mirror-image fit is much better: negate z).
     """
-    lm = as_landmarks(landmarks3d, dims=(3,), name="landmarks3d")
+    lm = check_landmarks(landmarks3d, dims=(3,), name="landmarks3d")
     iod = inter_ocular_distance(lm)
     if np.ptp(lm[:, 2]) < 1e-6 * iod:
         raise LandmarkError(
@@ -329,7 +304,7 @@ def rotate_landmarks(
         center: ``(3,)`` (or ``(2,)``, z then 0 relative to the mean depth) centre of rotation; default the
             centroid of the 68 points.
     """
-    lm = as_landmarks(landmarks3d, dims=(3,), name="landmarks3d")
+    lm = check_landmarks(landmarks3d, dims=(3,), name="landmarks3d")
     c = _center(lm, center)
     return (lm - c) @ rotation_matrix(yaw, pitch, roll).T + c
 
@@ -359,7 +334,7 @@ def pose_landmarks(landmarks3d, yaw: float = 0.0, pitch: float = 0.0, roll: floa
     Returns:
         ``(68, 3)`` float64 in the same frame.
     """
-    lm = as_landmarks(landmarks3d, dims=(3,), name="landmarks3d")
+    lm = check_landmarks(landmarks3d, dims=(3,), name="landmarks3d")
     fit = fit_pose(lm)
     c = fit.centroid
     return (lm - c) @ (rotation_matrix(yaw, pitch, roll) @ fit.rotation.T).T + c
@@ -375,7 +350,7 @@ def frontalize(landmarks3d) -> np.ndarray:
 # the mouth corners half (they hinge between both lips).
 _MOUTH_OPEN_WEIGHTS = {
     **{i: 1.0 for i in (55, 56, 57, 58, 59, 65, 66, 67)},
-    **{i: 0.5 for i in (48, 54, 60, 64)},
+    **{i: 0.5 for i in (*MOUTH_CORNERS, *INNER_MOUTH_CORNERS)},
     8: 1.0,
     7: 0.85,
     9: 0.85,
@@ -409,7 +384,7 @@ def edit_expression(landmarks3d, *, mouth_open: float = 0.0, eyes_open: float = 
             ``smile * IOD / 2``; the lip points next to them move half as much. Negative values pull the
             corners down and in (a frown). Typical range -0.15 .. 0.2 (0.2 is a broad smile).
     """
-    lm = as_landmarks(landmarks3d, dims=(3,), name="landmarks3d")
+    lm = check_landmarks(landmarks3d, dims=(3,), name="landmarks3d")
     for label, value in (("mouth_open", mouth_open), ("eyes_open", eyes_open), ("smile", smile)):
         if not math.isfinite(float(value)):
             raise InputError(f"{label} must be a finite number, got {value!r}.")
@@ -418,7 +393,7 @@ def edit_expression(landmarks3d, *, mouth_open: float = 0.0, eyes_open: float = 
     out = lm.copy()
     if eyes_open != 0.0:
         # linear in the lid vector, so it needs no frontal frame
-        for upper, lower in _EYELID_PAIRS:
+        for upper, lower in EYELID_PAIRS:
             out[upper] = lm[lower] + (1.0 + eyes_open) * (lm[upper] - lm[lower])
     if mouth_open == 0.0 and smile == 0.0:
         return out
@@ -454,8 +429,8 @@ def lift_to_3d(landmarks2d, reference3d=None) -> np.ndarray:
         landmarks2d: ``(68, 2)`` (or ``(68, 3)``, z ignored) x, y pixels.
         reference3d: ``(68, 3)`` x, y pixels (any frame), z depth on the x scale; default :func:`mean_face_3d`.
     """
-    lm2 = as_landmarks(landmarks2d, name="landmarks2d")[:, :2]
-    ref = _mean_face_crop() if reference3d is None else as_landmarks(reference3d, dims=(3,), name="reference3d")
+    lm2 = check_landmarks(landmarks2d, name="landmarks2d")[:, :2]
+    ref = _mean_face_crop() if reference3d is None else check_landmarks(reference3d, dims=(3,), name="reference3d")
     scale, _, _ = similarity_fit(ref[:, :2], lm2)
     z_mean = ref[:, 2].mean()
     return np.column_stack([lm2, scale * (ref[:, 2] - z_mean) + z_mean])

@@ -64,11 +64,22 @@ __all__ = [
     "make_test_video",
     "IMAGE_SUFFIXES",
     "VIDEO_SUFFIXES",
+    "READ_VIDEO_SUFFIXES",
+    "is_video_path",
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # suffix -> FourCC: both are in every OpenCV wheel (no GPL/patent-encumbered encoder needed)
 VIDEO_SUFFIXES = {".mp4": "mp4v", ".avi": "MJPG"}
+"""Video suffixes dgkit *writes* (suffix -> OpenCV FourCC)."""
+READ_VIDEO_SUFFIXES = (*VIDEO_SUFFIXES, ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+"""Suffixes dgkit treats as videos when *reading* (command lines, folders of training videos, evaluation pairs);
+OpenCV's FFmpeg decodes them all. The one list: every "is this a video?" question asks :func:`is_video_path`."""
+
+
+def is_video_path(path: PathLike) -> bool:
+    """Whether ``path``'s suffix (any case) is one of :data:`READ_VIDEO_SUFFIXES`; the file is not opened."""
+    return Path(str(path)).suffix.lower() in READ_VIDEO_SUFFIXES
 
 # EXIF orientation -> PIL transpose, for the 16-bit path where ImageOps.exif_transpose cannot be used
 _ORIENTATION = {
@@ -310,9 +321,20 @@ def read_image(source: ImageSource) -> np.ndarray:
 def as_rgb_uint8(array: np.ndarray, *, name: str = "image") -> np.ndarray:
     """Validate an image array and return a new RGB uint8 ``(H, W, 3)`` array (see :func:`read_image`).
 
-    The input is assumed RGB (not BGR). ``uint8`` passes through; float in ``[0, 1]`` becomes
-    ``round(255 * x)``; ``(H, W)`` / ``(H, W, 1)`` are repeated to 3 channels; ``(H, W, 4)`` RGBA is
-    composited on white.
+    This is dgkit's one image normaliser: every function that takes an image array (detection, alignment,
+    the pipeline's photo entry points, writers, widgets) goes through it, so the rules are the same everywhere
+    (docs/conventions.md, "Images"):
+
+    * the input is assumed RGB (not BGR); array-likes (nested lists) are accepted like arrays;
+    * ``uint8`` passes through; ``bool`` becomes 0 / 255 (a mask shows as black and white);
+    * float must lie in ``[0, 1]`` and becomes ``round(255 * x)``; a float image in 0..255 is refused (it is
+      ambiguous: divide by 255 or cast to uint8), as are NaN/inf and other dtypes (16-bit: see :func:`read_image`);
+    * ``(H, W)`` / ``(H, W, 1)`` grey is repeated to 3 channels; ``(H, W, 4)`` RGBA is composited on *white*
+      (``rgb * a + 255 * (1 - a)``), as transparent photos read from files are, so a fully transparent pixel
+      is white whatever colour its hidden RGB holds. Grey + alpha (LA) is given as RGBA (see :func:`read_image`).
+
+    Raises:
+        InputError: unsupported shape or dtype, float values outside [0, 1], NaN/inf, an empty image.
     """
     arr = np.asarray(array)
     if arr.ndim == 3 and arr.shape[2] == 1:
@@ -324,6 +346,8 @@ def as_rgb_uint8(array: np.ndarray, *, name: str = "image") -> np.ndarray:
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise InputError(f"{name} is empty (shape {arr.shape}).")
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * np.uint8(255)
     if arr.dtype == np.uint8:
         out = arr.astype(np.float32) if arr.ndim == 3 and arr.shape[2] == 4 else arr.copy()
     elif arr.dtype.kind == "f":
@@ -338,7 +362,7 @@ def as_rgb_uint8(array: np.ndarray, *, name: str = "image") -> np.ndarray:
         out = arr.astype(np.float32) * 255.0
     else:
         raise InputError(
-            f"{name} has dtype {arr.dtype}; use uint8 (0-255) or float in [0, 1]. "
+            f"{name} has dtype {arr.dtype}; use uint8 (0-255), bool or float in [0, 1]. "
             "For a 16-bit image use read_image(path) or (img / 257).round().astype(np.uint8)."
         )
     if out.ndim == 2:
@@ -470,13 +494,17 @@ def _refuse_protected(path: Path, protect: PathLike | Iterable[PathLike] | None)
 def write_image(
     path: PathLike, rgb: np.ndarray, *, protect: PathLike | Iterable[PathLike] = (), overwrite: bool = False
 ) -> Path:
-    """Write an RGB image to ``path`` (format from the suffix: PNG, JPEG (quality 95), BMP, TIFF, WebP).
+    """Write an image to ``path`` (format from the suffix: PNG, JPEG (quality 95), BMP, TIFF, WebP).
 
-    The file is written atomically (see :func:`atomic_output`): it appears complete or not at all.
+    dgkit's one image writer (crops, sketches, training samples, contact sheets, snapshots). The file is
+    written atomically (see :func:`atomic_output`): it appears complete or not at all. PNG is lossless and
+    encoded with OpenCV's fast setting (datasets write thousands); a grey ``(H, W)`` image is stored as a
+    one-channel grey file (it reads back as the same pixels, see :func:`read_image`).
 
     Args:
         path: output file; missing parent folders are created.
-        rgb: RGB image, anything :func:`as_rgb_uint8` accepts (uint8 or float in [0, 1]).
+        rgb: RGB image, anything :func:`as_rgb_uint8` accepts (uint8, bool or float in [0, 1]); ``(H, W)`` or
+            ``(H, W, 1)`` is written as grey.
         protect: input path(s) that must not be overwritten (a path equal to, or the same file as, any of
             them raises InputError).
         overwrite: replace an existing file (default False: OutputExistsError names the file).
@@ -485,16 +513,24 @@ def write_image(
         The output path as a ``Path``.
     """
     out = Path(path)
-    if out.suffix.lower() not in IMAGE_SUFFIXES:
+    suffix = out.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
         raise InputError(f"cannot write {out}: unknown image suffix {out.suffix!r}; use one of {IMAGE_SUFFIXES}.")
     _refuse_protected(out, protect)
+    grey = np.ndim(rgb) == 2 or (np.ndim(rgb) == 3 and np.shape(rgb)[2] == 1)
     pixels = as_rgb_uint8(rgb)
-    options = {"quality": 95} if out.suffix.lower() in (".jpg", ".jpeg", ".webp") else {}
+    if grey:
+        pixels = np.ascontiguousarray(pixels[:, :, 0])
     with atomic_output(out, overwrite=overwrite, protect=protect) as tmp:
         try:
-            Image.fromarray(pixels).save(tmp, **options)
+            if suffix == ".png":
+                if not cv2.imwrite(str(tmp), pixels if grey else np.ascontiguousarray(pixels[:, :, ::-1])):
+                    raise OSError("OpenCV could not write the file")
+            else:
+                options = {"quality": 95} if suffix in (".jpg", ".jpeg", ".webp") else {}
+                Image.fromarray(pixels).save(tmp, **options)
         except OSError as exc:
-            raise OutputError(f"could not write {out}: {exc.strerror or exc}") from exc
+            raise OutputError(f"could not write {out}: {exc.strerror or exc} (disk full or no permission?)") from exc
     return out
 
 

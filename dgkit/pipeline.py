@@ -35,7 +35,8 @@ import torch
 from torch import nn
 
 from . import eyes as _eyes
-from .errors import CheckpointError, InputError, LandmarkError
+from .errors import CheckpointError, InputError
+from .face68 import CROP_SIZE, LANDMARK_DTYPE, check_landmarks
 from .models import IDSG_NETS, RFG_NETS, VGGFace, from_vgg_face_dag
 from .sketch import draw_sketch
 from .weights import WeightsInfo, weights_info
@@ -56,8 +57,6 @@ PRECISIONS: dict[str, str] = {
     "fp16": "CUDA only: like bf16 with float16",
 }
 """Numeric precisions of :func:`load_dg`; what each costs in fidelity is measured by benchmarks/bench_precision.py."""
-
-CROP = 256
 
 
 class _NoTimer:
@@ -96,7 +95,7 @@ class ReferenceEncoding:
     """A reference shape and its IDSG landmark code.
 
     Attributes:
-        landmarks: (N,68,2) float32 reference landmarks, crop pixels, x then y.
+        landmarks: (N,68,2) float64 reference landmarks, crop pixels, x then y.
         landmark_code: (N,136) float32 output of the IDSG landmark encoder.
     """
 
@@ -106,12 +105,12 @@ class ReferenceEncoding:
     @property
     def normalized(self) -> np.ndarray:
         """(N,136) float32 network input: crop pixels / 256, interleaved x0, y0, x1, y1, ..."""
-        return (self.landmarks / CROP).reshape(len(self.landmarks), -1).astype(np.float32)
+        return (self.landmarks / CROP_SIZE).reshape(len(self.landmarks), -1).astype(np.float32)
 
 
 @dataclass(frozen=True)
 class Reenactment:
-    """One DG run, every stage kept (numpy, batch first). Landmarks: float32 crop pixels, x then y.
+    """One DG run, every stage kept (numpy, batch first). Landmarks: float64 crop pixels (docs/conventions.md), x then y.
 
     Attributes:
         source_image: (N,256,256,3) uint8 RGB source crops.
@@ -147,7 +146,7 @@ class Reenactment:
 
 @dataclass(frozen=True)
 class ChainResult:
-    """Output of :meth:`DualGenerator.run_chain` (numpy, batch first; landmarks float32 crop px, x then y).
+    """Output of :meth:`DualGenerator.run_chain` (numpy, batch first; landmarks float64 crop px, x then y).
 
     Attributes:
         reference: the (N) reference landmarks and landmark codes that were decoded.
@@ -174,7 +173,7 @@ def _as_source_batch(source) -> np.ndarray:
     arr = np.asarray(source)
     if arr.ndim == 3:
         arr = arr[None]
-    if arr.ndim != 4 or arr.shape[1:] != (CROP, CROP, 3):
+    if arr.ndim != 4 or arr.shape[1:] != (CROP_SIZE, CROP_SIZE, 3):
         raise InputError(
             f"a source must be an aligned RGB crop of shape (256,256,3) or (N,256,256,3), got {arr.shape}; "
             "align a photo first with dgkit.align_face(photo, landmarks)"
@@ -188,26 +187,8 @@ def _as_source_batch(source) -> np.ndarray:
 
 
 def _as_landmark_batch(landmarks, name: str = "reference_landmarks") -> np.ndarray:
-    arr = np.asarray(landmarks)
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3 or arr.shape[1] != 68 or arr.shape[2] not in (2, 3):
-        raise LandmarkError(f"{name} must have shape (68,2) or (N,68,2) (x, y in 256-crop pixels), got {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.number):
-        raise LandmarkError(f"{name} must be numeric, got dtype {arr.dtype}")
-    arr = arr[..., :2].astype(np.float32)
-    if len(arr) == 0:
-        raise LandmarkError(f"{name} is an empty batch")
-    if not np.isfinite(arr).all():
-        bad = sorted({int(i) for i in np.argwhere(~np.isfinite(arr))[:, 0]})
-        raise LandmarkError(f"{name} contain NaN or inf (batch items {bad}); drop those frames or re-detect")
-    if np.abs(arr).max() <= 1.5:
-        raise LandmarkError(f"{name} look normalized (all values <= 1.5); dgkit expects 256-crop pixels: "
-                            "multiply by 256")
-    if np.abs(arr - CROP / 2).max() > 4 * CROP:
-        raise LandmarkError(f"{name} reach {np.abs(arr).max():.0f} px, far outside the 256 crop; they look like "
-                            "image pixels: align first with dgkit.align_face (it returns crop-pixel landmarks)")
-    return arr
+    """(68,2|3) or (N,68,2|3) crop-pixel landmarks -> (N,68,2) float32 (:func:`dgkit.face68.check_landmarks`)."""
+    return check_landmarks(landmarks, name, batch=True, crop_frame=True, dtype=np.float32)[..., :2]
 
 
 def _as_vector_batch(values, width: int, name: str) -> np.ndarray:
@@ -419,9 +400,9 @@ class DualGenerator(nn.Module):
     def encode_reference(self, reference_landmarks) -> ReferenceEncoding:
         """IDSG landmark code of reference landmarks ((68,2) or (N,68,2) crop pixels)."""
         lm = _as_landmark_batch(reference_landmarks)
-        normalized = (lm / CROP).reshape(len(lm), -1)
+        normalized = (lm / CROP_SIZE).reshape(len(lm), -1)
         code = self.landmark_encoder(self._tensor(normalized))
-        return ReferenceEncoding(landmarks=lm, landmark_code=code.cpu().numpy())
+        return ReferenceEncoding(landmarks=lm.astype(LANDMARK_DTYPE), landmark_code=code.cpu().numpy())
 
     @_inference
     def decode(self, landmark_code: np.ndarray, id_feature: np.ndarray) -> np.ndarray:
@@ -433,7 +414,8 @@ class DualGenerator(nn.Module):
         feat = _as_vector_batch(id_feature, 4096, "id_feature")
         n = _broadcast(len(code), len(feat), ("landmark codes", "identity features"))
         out = self.landmark_decoder(self._tensor(_repeat(code, n)), self._tensor(_repeat(feat, n)))
-        return out.cpu().numpy().reshape(n, 68, 2) * CROP  # x256 is exact in binary floating point
+        # x256 is exact in binary floating point, and so is the cast to the landmark dtype (float64)
+        return (out.cpu().numpy().reshape(n, 68, 2) * CROP_SIZE).astype(LANDMARK_DTYPE)
 
     def correct_eyes(self, decoded_landmarks: np.ndarray, reference_landmarks: np.ndarray) -> np.ndarray:
         """Copy the reference's eyelid openings onto decoded landmarks ((N,68,2), crop pixels); see ``dgkit.eyes``."""
@@ -463,7 +445,7 @@ class DualGenerator(nn.Module):
         sk = np.asarray(sketch)
         if sk.ndim == 2:
             sk = sk[None]
-        if sk.ndim != 3 or sk.shape[1:] != (CROP, CROP) or sk.dtype != np.uint8:
+        if sk.ndim != 3 or sk.shape[1:] != (CROP_SIZE, CROP_SIZE) or sk.dtype != np.uint8:
             raise InputError(f"a sketch must be uint8 (256,256) or (N,256,256), got {sk.dtype} {sk.shape}")
         lines = (self._tensor(sk) > 0).float() * SKETCH_INTENSITIES[self._intensity(sketch_intensity)]
         return lines[:, None].expand(-1, 3, -1, -1).contiguous(memory_format=self.memory_format)
@@ -557,14 +539,14 @@ class DualGenerator(nn.Module):
         Returns:
             (N,3,256,256) float32 faces in (0,1) on the model's device.
         """
-        from .eyes import EYELID_PAIRS
+        from .face68 import EYELID_PAIRS
         from .sketch import draw_sketches_torch
 
         ref = reference_landmarks.to(self.device, torch.float32)[..., :2]
         n = len(ref)
-        code = self.landmark_encoder((ref / CROP).reshape(n, -1))
+        code = self.landmark_encoder((ref / CROP_SIZE).reshape(n, -1))
         ids = id_feature.to(self.device, torch.float32).expand(n, -1)
-        target = (self.landmark_decoder(code, ids) * CROP).reshape(n, 68, 2)
+        target = (self.landmark_decoder(code, ids) * CROP_SIZE).reshape(n, 68, 2)
         ratio = (target[:, 36] - target[:, 39]).norm(dim=-1) / (ref[:, 36] - ref[:, 39]).norm(dim=-1)
         for upper, lower in EYELID_PAIRS:  # the same rule as dgkit.eyes.correct_eyes, on tensors
             target[:, upper] = target[:, lower] + ratio[:, None] * (ref[:, upper] - ref[:, lower])

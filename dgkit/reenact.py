@@ -35,16 +35,18 @@ from typing import TYPE_CHECKING, Literal
 import cv2
 import numpy as np
 
-from .align import CROP_SIZE, align_face, alignment_matrix
+from .align import align_face, alignment_matrix
 from .baselines import naive_transfer, relative_transfer_3d, warp_to_landmarks
 from .device import resolve_device
 from .errors import InputError, NoFaceError, OutputExistsError, VideoError, WeightsNotFoundError
+from .face68 import CROP_SIZE
 from .io import (
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
     ImageSource,
     _refuse_protected,  # the writers' rule, checked before the slow work
     check_input_file,
+    is_video_path,
     iter_video_frames,
     make_output_folder,
     read_image,
@@ -71,7 +73,6 @@ __all__ = [
 
 NO_DG_LABEL = "none (baselines only)"
 # suffixes treated as videos on the command line (OpenCV's FFmpeg reads more than dgkit writes)
-READ_VIDEO_SUFFIXES = (*VIDEO_SUFFIXES, ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 SMALL_FACE_EYE_PX = 40.0  # eye-centre distance in image px below which the crop is strongly upscaled
 
 
@@ -831,10 +832,6 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cli_reenact)
 
 
-def _is_video(path: str) -> bool:
-    return Path(path).suffix.lower() in READ_VIDEO_SUFFIXES
-
-
 def _cli_load_dg(args: argparse.Namespace):
     """The DG model the command line asked for (None with --baseline-only)."""
     if getattr(args, "baseline_only", False):
@@ -859,7 +856,7 @@ def _check_cli_paths(args: argparse.Namespace, video: bool) -> None:
     if not video and out not in IMAGE_SUFFIXES:
         raise InputError(f"the reference is a photo, so the output must be an image ({', '.join(IMAGE_SUFFIXES)}); "
                          f"got {args.output!r}.")
-    if _is_video(args.source):
+    if is_video_path(args.source):
         raise InputError(f"SOURCE must be a photo (the identity), got the video {args.source!r}.")
     # everything that can be checked is checked before the slow work (loading weights, detecting faces)
     check_input_file(args.source, "source photo")
@@ -874,7 +871,7 @@ def _check_cli_paths(args: argparse.Namespace, video: bool) -> None:
 
 
 def _cli_reenact(args: argparse.Namespace) -> int:
-    video = _is_video(args.reference)
+    video = is_video_path(args.reference)
     _check_cli_paths(args, video)
     dg = _cli_load_dg(args)
     label, trained = _weights(dg)

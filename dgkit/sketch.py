@@ -18,11 +18,13 @@ import cv2
 import numpy as np
 
 from .errors import InputError, LandmarkError
+from .face68 import CROP_SIZE, FACE_PARTS, check_landmarks
 
 SketchKind = Literal["reference", "target"]
 Branch = Literal["frontal", "left", "right"]
 
-SKETCH_SIZE = 256
+SKETCH_SIZE = CROP_SIZE
+"""Side of a sketch canvas: the crop size (a sketch is drawn in the crop's pixels)."""
 LINE_THICKNESS = 2
 # Yaw threshold: horizontal eye-corner distance (crop pixels) at or below which one side is hidden.
 HIDE_THRESHOLD_PX = 30
@@ -33,9 +35,9 @@ def _chain(a: int, b: int) -> list[tuple[int, int]]:
 
 
 # Segments drawn for each branch, in the demo's order; ``(a, b)`` pairs are single extra segments.
-_FRONTAL = (_chain(0, 16) + _chain(17, 21) + _chain(22, 26) + _chain(27, 30) + _chain(31, 35)
-            + _chain(36, 41) + [(36, 41)] + _chain(42, 47) + [(42, 47)]
-            + _chain(48, 59) + [(48, 59)] + _chain(60, 67) + [(60, 67)])
+# frontal: every face part, closed contours closed by a segment (last, first)
+_FRONTAL = [seg for first, last, closed in FACE_PARTS.values()
+            for seg in _chain(first, last) + ([(first, last)] if closed else [])]
 
 
 def _right(closing_segment: tuple[int, int]) -> list[tuple[int, int]]:
@@ -56,11 +58,7 @@ SEGMENTS: dict[SketchKind, dict[Branch, tuple[tuple[int, int], ...]]] = {
 
 
 def _truncated(landmarks_px: np.ndarray) -> np.ndarray:
-    lm = np.asarray(landmarks_px)
-    if lm.ndim != 2 or lm.shape[0] != 68 or lm.shape[1] not in (2, 3):
-        raise InputError(f"a sketch needs landmarks of shape (68,2) in 256-crop pixels, got {lm.shape}")
-    if not np.all(np.isfinite(lm[:, :2])):
-        raise LandmarkError("cannot draw landmarks containing NaN or inf")
+    lm = check_landmarks(landmarks_px, "landmarks_px")
     if np.abs(lm[:, :2]).max() > 1e6:
         raise LandmarkError("landmark coordinates beyond 1e6 px; are they normalized twice or in another frame?")
     return np.trunc(lm[:, :2]).astype(np.int64)  # int() in the demo truncates toward zero

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import InputError, LandmarkError
+from .face68 import CROP_SIZE, EYELID_PAIRS, FACE_PARTS, LEFT_EYE, RIGHT_EYE, check_landmarks
 
 if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
@@ -45,33 +46,10 @@ ROLE_COLORS: dict[str, str] = {"source": PALETTE[0], "reference": PALETTE[1], "t
 _ROLE_KEYS = (("reference", "reference"), ("source", "source"), ("target", "target"), ("idsg", "target"))
 _OTHER_COLORS = tuple(c for c in PALETTE if c not in ROLE_COLORS.values())
 
-# Face parts of the 68-point iBUG layout: name -> (first, last) index, closed contour or not.
-FACE_PARTS: dict[str, tuple[int, int, bool]] = {
-    "jaw": (0, 16, False),
-    "right brow": (17, 21, False),
-    "left brow": (22, 26, False),
-    "nose bridge": (27, 30, False),
-    "nostrils": (31, 35, False),
-    "right eye": (36, 41, True),
-    "left eye": (42, 47, True),
-    "outer lips": (48, 59, True),
-    "inner lips": (60, 67, True),
-}
-
-
 # --- helpers ------------------------------------------------------------------------------------------------
 def color(i: int) -> str:
     """The i-th palette colour (cycles)."""
     return PALETTE[i % len(PALETTE)]
-
-
-def _as_landmarks(points: Any, name: str = "landmarks") -> np.ndarray:
-    arr = np.asarray(points, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[0] != 68 or arr.shape[1] not in (2, 3):
-        raise LandmarkError(f"{name} must have shape (68,2) or (68,3) (x, y[, z] pixels), got {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise LandmarkError(f"{name} contain NaN or inf; re-detect or drop them before plotting")
-    return arr
 
 
 def _as_image(image: Any, name: str = "image") -> np.ndarray:
@@ -438,7 +416,7 @@ def landmarks_3d(sets: Mapping[str, Any], *, title: str = "", frame: str = CROP_
         raise InputError("landmarks_3d needs at least one landmark set")
     fig = go.Figure()
     for i, (name, pts) in enumerate(sets.items()):
-        lm = _as_landmarks(pts, name=str(name))
+        lm = check_landmarks(pts, name=str(name))
         if lm.shape[1] == 2:
             lm = np.column_stack([lm, np.zeros(68)])
         xs, ys, zs = polyline_xyz(lm)
@@ -472,7 +450,7 @@ def draw_landmarks(ax: Axes, sets: Mapping[str, Any], *, markers: bool = True,
     per set instead of the role colours; ``linewidth``: one width or one per set (wider first keeps sets that
     coincide visible under the narrower ones)."""
     for i, (name, pts) in enumerate(sets.items()):
-        lm = _as_landmarks(pts, name=str(name))
+        lm = check_landmarks(pts, name=str(name))
         c = colors[i % len(colors)] if colors else role_color(str(name), start_color + i)
         ls = styles[i % len(styles)] if styles else "-"
         lw = linewidth[i % len(linewidth)] if isinstance(linewidth, Sequence) else linewidth
@@ -508,7 +486,7 @@ def overlay_landmarks(image: Any, sets: Mapping[str, Any], *, ax: Axes | None = 
     if image is not None:
         show_image(ax, image, title=title, untrained=untrained, axis_labels=True, frame=frame)
     else:
-        allpts = np.concatenate([_as_landmarks(p)[:, :2] for p in sets.values()])
+        allpts = np.concatenate([check_landmarks(p)[:, :2] for p in sets.values()])
         lo, hi = allpts.min(0) - 10, allpts.max(0) + 10
         ax.set_xlim(lo[0], hi[0])
         ax.set_ylim(hi[1], lo[1])  # y down
@@ -727,9 +705,8 @@ def eye_correction_figure(decoded: Any, corrected: Any, reference: Any, *, image
         untrained: the decoded landmarks come from untrained weights (banner and figure-level mark).
         labels: legend names of the three sets.
     """
-    from .eyes import EYELID_PAIRS
 
-    dec, cor, ref = (_as_landmarks(a, n)[:, :2] for a, n in
+    dec, cor, ref = (check_landmarks(a, n)[:, :2] for a, n in
                      ((decoded, "decoded"), (corrected, "corrected"), (reference, "reference")))
     fig, axes = new_figure(1, 3, size=size)
     ax = axes[0]
@@ -740,8 +717,8 @@ def eye_correction_figure(decoded: Any, corrected: Any, reference: Any, *, image
     draw_landmarks(ax[0], {labels[0]: dec, labels[1]: cor}, colors=colours[:2], styles=["--", "-"])
     if untrained:
         add_untrained_banner(ax[0])
-    for k, (name, idx) in enumerate((("eye 36-41 (image left)", list(range(36, 42))),
-                                     ("eye 42-47 (image right)", list(range(42, 48))))):
+    for k, (name, idx) in enumerate((("eye 36-41 (image left)", list(RIGHT_EYE)),
+                                     ("eye 42-47 (image right)", list(LEFT_EYE)))):
         a = ax[k + 1]
         lower = [lo for up, lo in EYELID_PAIRS if up in idx]
         shift = cor[lower].mean(0) - ref[lower].mean(0)
@@ -799,11 +776,11 @@ def shapes_overlay_3d(reference: Any, target: Any, source: Any = None, *,
     """
     from .geometry import lift_to_3d
 
-    ref = _as_landmarks(reference, "reference")
+    ref = check_landmarks(reference, "reference")
     ref3 = ref if ref.shape[1] == 3 else lift_to_3d(ref)
 
     def lifted(pts: Any, name: str) -> np.ndarray:
-        arr = _as_landmarks(pts, name)
+        arr = check_landmarks(pts, name)
         return arr if arr.shape[1] == 3 else lift_to_3d(arr, ref3)
 
     target_name = "target (IDSG, z lifted" + (", UNTRAINED weights)" if untrained else ")")
@@ -828,15 +805,15 @@ def sketch_hidden_figure(landmarks: Any, *, size: float = 3.4, title: str = "wha
     """
     from .sketch import HIDE_THRESHOLD_PX, draw_sketch, hidden_points, sketch_branch
 
-    lm = _as_landmarks(landmarks)[:, :2]
+    lm = check_landmarks(landmarks)[:, :2]
     branch = sketch_branch(lm, "target")
     hidden = list(hidden_points(branch))
     shown = [i for i in range(68) if i not in hidden]
     fig, axes = new_figure(1, 2, size=size)
     ax = axes[0]
     a = ax[0]
-    a.set_xlim(0, 256)
-    a.set_ylim(256, 0)
+    a.set_xlim(0, CROP_SIZE)
+    a.set_ylim(CROP_SIZE, 0)
     a.set_aspect("equal")
     a.scatter(lm[shown, 0], lm[shown, 1], s=12, color=ROLE_COLORS["target"], label=f"drawn ({len(shown)})")
     a.scatter(lm[hidden, 0], lm[hidden, 1], s=28, marker="x", color=color(1), label=f"hidden ({len(hidden)})")
@@ -956,9 +933,9 @@ def alignment_figure(photo: Any, landmarks: Any, *, size: float = 3.4) -> Figure
         photo: (H,W,3) uint8 RGB photo.
         landmarks: (68,2|3) image pixels (x, y[, z]).
     """
-    from .align import ARCFACE_TEMPLATE_256, CROP_SIZE, align_face, alignment_matrix, five_points
+    from .align import ARCFACE_TEMPLATE_256, align_face, alignment_matrix, five_points
 
-    lm = _as_landmarks(landmarks)
+    lm = check_landmarks(landmarks)
     img = _as_image(photo, "photo")
     m = alignment_matrix(lm)
     crop, crop_lm = align_face(img, lm)
@@ -1071,13 +1048,13 @@ def dg_overview_figure(result: Any, *, size: float = 1.9) -> Figure:
     _arrow_axis(arrows[0][1], "IDSG decoder\ncode (1,136)\n+ identity (1,4096)\n-> (1,68,2)")
     overlay_landmarks(None, {"target (IDSG)": run.decoded_landmarks[0]}, ax=panel[0][2], title="decoded target",
                       legend=False, untrained=untrained)
-    panel[0][2].set_xlim(0, 256)
-    panel[0][2].set_ylim(256, 0)
+    panel[0][2].set_xlim(0, CROP_SIZE)
+    panel[0][2].set_ylim(CROP_SIZE, 0)
     _arrow_axis(arrows[0][2], "eye correction\n(reference\neyelids)\n(1,68,2)")
     overlay_landmarks(None, {"target (IDSG)": run.target_landmarks[0]}, ax=panel[0][3],
                       title="target landmarks", legend=False, untrained=untrained)
-    panel[0][3].set_xlim(0, 256)
-    panel[0][3].set_ylim(256, 0)
+    panel[0][3].set_xlim(0, CROP_SIZE)
+    panel[0][3].set_ylim(CROP_SIZE, 0)
     _arrow_axis(arrows[0][3], "draw lines\n(pose rule)\n(1,256,256)\nuint8")
     show_image(panel[0][4], run.sketch[0], title="target sketch", untrained=untrained)
     # bottom row: source encoders and RFG
@@ -1122,7 +1099,7 @@ def interpolation_paths_figure(landmarks3d: Any, yaw_a: float = -45.0, yaw_b: fl
     from .geometry import pose_landmarks
     from .sketch import draw_sketch
 
-    lm = _as_landmarks(landmarks3d, "landmarks3d")
+    lm = check_landmarks(landmarks3d, "landmarks3d")
     if lm.shape[1] != 3:
         raise LandmarkError("interpolation_paths_figure needs (68,3) landmarks (x, y, depth)")
     ts = np.linspace(0, 1, steps)
@@ -1150,7 +1127,7 @@ def interpolation_paths_figure(landmarks3d: Any, yaw_a: float = -45.0, yaw_b: fl
     w.set_title("the straight line squeezes the face", fontsize=9)
     w.grid(alpha=0.3)
     w.legend(fontsize=MIN_FONTSIZE, loc="lower center")
-    sk = np.concatenate([draw_sketch(straight[mid, :, :2]), np.full((256, 6), 128, np.uint8),
+    sk = np.concatenate([draw_sketch(straight[mid, :, :2]), np.full((CROP_SIZE, 6), 128, np.uint8),
                          draw_sketch(posed[mid, :, :2])], axis=1)
     show_image(ax[2], sk, title="midpoint sketches: straight | turned")
     fig.suptitle("two paths between the same two references (no network involved)", fontsize=10)

@@ -770,12 +770,13 @@ class LargePoseApp(_PanelApp, W.VBox):
                  source_landmarks: np.ndarray | None = None, debounce: float = 0.15):
         import plotly.graph_objects as go
 
-        from .geometry import as_landmarks, head_pose
+        from .face68 import check_landmarks
+        from .geometry import head_pose
 
         self.dg = dg
         self.debounce = float(debounce)
-        self.reference = as_landmarks(reference_landmarks3d, dims=(3,), name="reference_landmarks3d")
-        self.source_landmarks = None if source_landmarks is None else as_landmarks(source_landmarks)
+        self.reference = check_landmarks(reference_landmarks3d, dims=(3,), name="reference_landmarks3d")
+        self.source_landmarks = None if source_landmarks is None else check_landmarks(source_landmarks)
         self.encoding = dg.encode_source(source_crop)  # once: sliders change only the reference
         self.source_crop = self.encoding.image[0]
         self.untrained = not bool(getattr(getattr(dg, "weights", None), "trained", True))

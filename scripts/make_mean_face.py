@@ -45,12 +45,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "dgkit" / "assets" / "mean_face_3d.json"
 
-# The 478->68 table and the alignment template are dgkit's own (one definition each, used here and at run time).
+# The 478->68 table, the 68-point scheme and the alignment template are dgkit's own (one definition each, used
+# here and at run time).
 sys.path.insert(0, str(REPO))
 from dgkit.align import ARCFACE_TEMPLATE_256  # noqa: E402  (256-crop pixels, x, y)
+from dgkit.face68 import INNER_LIP_PAIRS  # noqa: E402
 from dgkit.landmarks.mesh68 import MESH_TO_IBUG68  # noqa: E402
 
-_INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 _OBJ_NAMES = ("canonical_face_model.obj", "face_model_with_iris.obj")
 
 
@@ -90,7 +91,7 @@ def build(vertices: np.ndarray) -> dict:
     used = sorted({i for idx in table for i in idx})
     points = np.array([vertices[idx].mean(axis=0) for idx in table])  # (68,3), cm, y up, z to viewer
     points = points * np.array([1.0, -1.0, -1.0])  # -> y down, z away from the viewer
-    for upper, lower in _INNER_LIP_PAIRS:
+    for upper, lower in INNER_LIP_PAIRS:
         points[upper] = points[lower] = 0.5 * (points[upper] + points[lower])
 
     five = np.stack([points[36:42].mean(0), points[42:48].mean(0), points[30], points[48], points[54]])[:, :2]

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from dgkit.errors import InputError, LandmarkError
+from dgkit.face68 import check_landmarks
 from dgkit.geometry import (
     RIGID_POINTS,
     HeadPose,
-    as_landmarks,
     edit_expression,
     fit_pose,
     frontalize,
@@ -229,16 +229,16 @@ def test_bad_landmarks_raise_landmark_error():
     with pytest.raises(LandmarkError, match=r"\[5\]"):
         rotate_landmarks(bad, yaw=10)
     with pytest.raises(LandmarkError, match="136"):
-        as_landmarks(M[:, :2].ravel() / 256)
+        check_landmarks(M[:, :2].ravel() / 256)
     with pytest.raises(LandmarkError):
         edit_expression(M[:60], smile=0.1)
     with pytest.raises(LandmarkError, match="numeric"):
-        as_landmarks([["a"] * 3] * 68)
+        check_landmarks([["a"] * 3] * 68)
     with pytest.raises(LandmarkError, match="depth"):
         head_pose(np.column_stack([M[:, :2], np.zeros(68)]))
     with pytest.raises(LandmarkError, match="coincide"):
         inter_ocular_distance(np.ones((68, 3)))
-    assert as_landmarks(M[None]).shape == (68, 3)  # a batch of one is accepted
+    assert check_landmarks(M[None]).shape == (68, 3)  # a batch of one is accepted
 
 
 def test_z_pointing_at_the_viewer_is_detected():

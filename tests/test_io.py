@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dgkit.errors import ImageReadError, InputError, VideoError
+from dgkit.errors import ImageReadError, InputError, OutputExistsError, VideoError
 from dgkit.io import (
     VideoInfo,
     VideoWriter,
+    READ_VIDEO_SUFFIXES,
+    VIDEO_SUFFIXES,
     as_rgb_uint8,
+    is_video_path,
     iter_video_frames,
     make_test_video,
     read_image,
@@ -253,3 +256,67 @@ def test_video_writer_checks(tmp_path):
         with pytest.raises(InputError, match="shape"):
             writer.write(np.zeros((32, 24, 3), np.uint8))  # (height, width) swapped
     assert Path(tmp_path / "x.mp4").exists()
+
+
+# --- the one image normaliser (docs/conventions.md, "Images") ----------------------------------------------
+def test_rgba_is_composited_on_white_like_a_transparent_png_file(tmp_path):
+    rgba = np.zeros((2, 3, 4), np.uint8)
+    rgba[..., :3] = (10, 200, 30)
+    rgba[0, 0, 3], rgba[0, 1, 3], rgba[0, 2, 3] = 0, 255, 128  # transparent, opaque, half
+    out = as_rgb_uint8(rgba)
+    np.testing.assert_array_equal(out[0, 0], [255, 255, 255])  # transparent -> white, never the hidden colour
+    np.testing.assert_array_equal(out[0, 1], [10, 200, 30])
+    np.testing.assert_array_equal(out[0, 2], np.rint(np.array([10, 200, 30]) * 128 / 255 + 255 * 127 / 255))
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "t.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "t.png"), out)  # a file and an array: the same rule
+
+
+def test_grey_and_grey_alpha_become_three_equal_channels(tmp_path):
+    grey = np.array([[0, 7], [128, 255]], np.uint8)
+    for arr in (grey, grey[:, :, None]):
+        out = as_rgb_uint8(arr)
+        assert out.shape == (2, 2, 3) and (out == grey[:, :, None]).all()
+    la = np.dstack([grey, np.array([[255, 0], [255, 255]], np.uint8)])
+    Image.fromarray(la, "LA").save(tmp_path / "la.png")
+    out = read_image(tmp_path / "la.png")
+    np.testing.assert_array_equal(out[..., 0], [[0, 255], [128, 255]])  # transparent grey pixel -> white
+    assert (out == out[..., :1]).all()
+
+
+def test_float_images_must_be_in_0_1_and_bool_is_black_and_white():
+    np.testing.assert_array_equal(as_rgb_uint8(np.array([[0.0, 0.5, 1.0]]))[0, :, 0], [0, 128, 255])
+    with pytest.raises(InputError, match=r"\[0, 1\].*Divide a 0-255 float image by 255"):
+        as_rgb_uint8(np.array([[0.0, 128.0, 255.0]]))  # refused, never guessed
+    with pytest.raises(InputError, match="NaN"):
+        as_rgb_uint8(np.array([[0.0, np.nan]]))
+    mask = np.array([[True, False]])
+    out = as_rgb_uint8(mask)
+    assert out.dtype == np.uint8 and out.shape == (1, 2, 3)
+    np.testing.assert_array_equal(out[0, :, 0], [255, 0])
+
+
+def test_landmark_detection_uses_the_same_normaliser():
+    from dgkit.landmarks import api
+
+    assert api.as_rgb_uint8 is as_rgb_uint8
+
+
+def test_write_image_keeps_grey_grey_and_is_the_dataset_writer(tmp_path):
+    grey = np.array([[0, 7], [128, 255]], np.uint8)
+    path = write_image(tmp_path / "s.png", grey)
+    with Image.open(path) as img:
+        assert img.mode == "L"
+    np.testing.assert_array_equal(read_image(path)[..., 0], grey)
+    with pytest.raises(OutputExistsError):
+        write_image(path, grey)
+    write_image(path, grey * 0, overwrite=True)
+    assert read_image(path).max() == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["s.png"]  # atomic: no temporary left behind
+
+
+def test_one_list_of_video_suffixes():
+    assert set(VIDEO_SUFFIXES) <= set(READ_VIDEO_SUFFIXES)
+    assert is_video_path("clip.MP4") and is_video_path(Path("a/b.mkv")) and not is_video_path("face.png")
+    from dgkit.training import prepare
+
+    assert not hasattr(prepare, "VIDEO_FILE_SUFFIXES")

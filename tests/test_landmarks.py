@@ -114,11 +114,11 @@ def test_face_detection_checks_shapes():
 
 # --- input validation -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("bad, match", [
-    (np.zeros((64, 64, 3), np.float32), "uint8"),
+    (np.full((64, 64, 3), 200.0, np.float32), r"\[0, 1\]"),  # a 0..255 float image is refused, not guessed
     (np.zeros((64, 64, 2), np.uint8), "shape"),
     (np.zeros((2, 64, 64, 3), np.uint8), "shape"),
     (np.zeros((0, 64, 3), np.uint8), "empty"),
-    ([[0, 1], [2, 3]], "numpy array"),
+    ([[0, 1], [2, 3]], "dtype int64"),
 ])
 def test_bad_images_raise_input_error(bad, match):
     with pytest.raises(InputError, match=match):
@@ -157,8 +157,12 @@ def test_input_is_not_modified_and_gray_rgba_accepted(astronaut, astronaut_landm
     box = faces[0].box
     assert box[0] < ASTRONAUT_EYE_CORNERS[0, 0] and box[2] > ASTRONAUT_EYE_CORNERS[1, 0]
 
-    rgba = np.dstack([astronaut, np.full(astronaut.shape[:2], 7, np.uint8)])
+    # RGBA follows dgkit.io.as_rgb_uint8 (composited on white, as when the PNG is read from a file): an
+    # opaque alpha changes nothing, a fully transparent image is white (no face)
+    rgba = np.dstack([astronaut, np.full(astronaut.shape[:2], 255, np.uint8)])
     np.testing.assert_allclose(detect_landmarks(rgba, backend="mediapipe"), astronaut_landmarks)
+    with pytest.raises(NoFaceError):
+        detect_landmarks(np.dstack([astronaut, np.zeros(astronaut.shape[:2], np.uint8)]), backend="mediapipe")
     gray = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
     lm_gray = detect_landmarks(gray, backend="mediapipe")
     assert nme(lm_gray, astronaut_landmarks[:, :2]) < 0.05

@@ -127,8 +127,8 @@ def test_local_shape_loss_reflect_vs_hinge():
     same = real + 0.0  # perfect self-reconstruction
     cross = real + 0.05  # every point 0.05*sqrt(2) away
     part_gap = {name: (b - a) * 0.05 * 2 ** 0.5 for name, (a, b) in losses.PARTS.items()}
-    expected_reflect = sum(abs((0.2 if n == "contour" else 0.01) - g) for n, g in part_gap.items())
-    expected_hinge = sum(max(0.0, (0.2 if n == "contour" else 0.01) - g) for n, g in part_gap.items())
+    expected_reflect = sum(abs((0.2 if n == "jaw" else 0.01) - g) for n, g in part_gap.items())
+    expected_hinge = sum(max(0.0, (0.2 if n == "jaw" else 0.01) - g) for n, g in part_gap.items())
     got_r = losses.local_shape_loss(cross, same, real, mode="reflect")
     got_h = losses.local_shape_loss(cross, same, real, mode="hinge")
     assert got_r.item() == pytest.approx(expected_reflect, rel=1e-4)

@@ -29,7 +29,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import InputError
-from ..geometry import as_landmarks, head_pose
+from ..face68 import CROP_SIZE, EYELID_PAIRS, INNER_LIP_PAIRS, LEFT_EYE, RIGHT_EYE, check_landmarks
+from ..geometry import head_pose
 
 __all__ = [
     "PSNR_CAP_DB",
@@ -53,8 +54,6 @@ PSNR_CAP_DB = 100.0
 (8-bit images that differ by one grey level in one pixel of a 256x256 crop are at ~96 dB). Capping keeps the
 number finite in CSV/JSON and in means."""
 
-_EYELID_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))  # (upper lid, lower lid)
-_INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))  # (upper inner lip, lower inner lip)
 _NOSE_BOTTOM = 33
 
 
@@ -99,7 +98,7 @@ def pose_errors(output_landmarks3d, reference_pose) -> PoseError:
 # --- shape and expression -----------------------------------------------------------------------------------
 def box_size(landmarks) -> float:
     """sqrt(width * height) of the landmarks' x, y bounding box, in their pixels (> 0)."""
-    lm = as_landmarks(landmarks)[:, :2]
+    lm = check_landmarks(landmarks)[:, :2]
     w, h = np.ptp(lm, axis=0)
     size = math.sqrt(max(float(w), 0.0) * max(float(h), 0.0))
     if not size > 1e-9:
@@ -117,13 +116,13 @@ def nme(predicted, truth) -> float:
     Returns:
         a float >= 0 (0.05 = points off by 5 % of the face size on average).
     """
-    p = as_landmarks(predicted, name="predicted")[:, :2]
-    t = as_landmarks(truth, name="truth")[:, :2]
+    p = check_landmarks(predicted, name="predicted")[:, :2]
+    t = check_landmarks(truth, name="truth")[:, :2]
     return float(np.linalg.norm(p - t, axis=1).mean() / box_size(t))
 
 
 def _face_height(lm: np.ndarray) -> float:
-    eyes = 0.5 * (lm[36:42].mean(0) + lm[42:48].mean(0))
+    eyes = 0.5 * (lm[RIGHT_EYE].mean(0) + lm[LEFT_EYE].mean(0))
     h = float(np.linalg.norm(eyes - lm[_NOSE_BOTTOM]))
     if not h > 1e-9:
         raise InputError("the eyes and the bottom of the nose coincide: landmarks are degenerate.")
@@ -136,14 +135,14 @@ def _gap(lm: np.ndarray, pairs) -> float:
 
 def mouth_opening(landmarks) -> float:
     """Mean inner-lip gap (pairs 61-67, 62-66, 63-65) over the eyes-to-nose-bottom distance (x, y only)."""
-    lm = as_landmarks(landmarks)[:, :2]
-    return _gap(lm, _INNER_LIP_PAIRS) / _face_height(lm)
+    lm = check_landmarks(landmarks)[:, :2]
+    return _gap(lm, INNER_LIP_PAIRS) / _face_height(lm)
 
 
 def eye_opening(landmarks) -> float:
     """Mean eyelid gap (pairs 37-41, 38-40, 43-47, 44-46) over the eyes-to-nose-bottom distance (x, y only)."""
-    lm = as_landmarks(landmarks)[:, :2]
-    return _gap(lm, _EYELID_PAIRS) / _face_height(lm)
+    lm = check_landmarks(landmarks)[:, :2]
+    return _gap(lm, EYELID_PAIRS) / _face_height(lm)
 
 
 def opening_errors(output_landmarks, reference_landmarks) -> tuple[float, float]:
@@ -205,7 +204,7 @@ class VggFaceIdentity:
         arr = np.asarray(crops)
         if arr.ndim == 3:
             arr = arr[None]
-        if arr.ndim != 4 or arr.shape[1:] != (256, 256, 3) or arr.dtype != np.uint8:
+        if arr.ndim != 4 or arr.shape[1:] != (CROP_SIZE, CROP_SIZE, 3) or arr.dtype != np.uint8:
             raise InputError(f"identity crops must be (N,256,256,3) uint8, got {arr.dtype} {arr.shape}.")
         with torch.inference_mode():
             x = self.dg._images_to_tensor(arr)
@@ -253,6 +252,6 @@ def landmark_jitter(output_prev, output_now, reference_prev, reference_now) -> f
     (x, y). 0 when the output moves exactly as the reference does (a still reference and a still output
     give 0; a flickering output gives > 0 even when its per-frame pose is right).
     """
-    o0, o1 = (as_landmarks(v, name="output landmarks")[:, :2] for v in (output_prev, output_now))
-    r0, r1 = (as_landmarks(v, name="reference landmarks")[:, :2] for v in (reference_prev, reference_now))
+    o0, o1 = (check_landmarks(v, name="output landmarks")[:, :2] for v in (output_prev, output_now))
+    r0, r1 = (check_landmarks(v, name="reference landmarks")[:, :2] for v in (reference_prev, reference_now))
     return float(np.linalg.norm((o1 - o0) - (r1 - r0), axis=1).mean() / box_size(r1))

@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ImageReadError, InputError
-from ..io import IMAGE_SUFFIXES, iter_video_frames, read_image, sample_image, sample_names
-from ..reenact import READ_VIDEO_SUFFIXES
+from ..io import IMAGE_SUFFIXES, is_video_path, iter_video_frames, read_image, sample_image, sample_names
 
 __all__ = [
     "Pair",
@@ -68,15 +67,11 @@ class Pair:
     reference_image: np.ndarray | None = None
 
 
-def _is_video(path: str | Path) -> bool:
-    return Path(str(path)).suffix.lower() in READ_VIDEO_SUFFIXES
-
-
 def load_image_spec(spec: str) -> np.ndarray:
     """Read the photo a spec names: ``"sample:NAME"``, ``"VIDEO#N"`` (frame N) or a file path; (H,W,3) uint8."""
     if spec.startswith("sample:"):
         return sample_image(spec.split(":", 1)[1])
-    if "#" in spec and _is_video(spec.rsplit("#", 1)[0]):
+    if "#" in spec and is_video_path(spec.rsplit("#", 1)[0]):
         path, index = spec.rsplit("#", 1)
         frame = next(iter_video_frames(path, start=int(index), stop=int(index) + 1), None)
         if frame is None:
@@ -91,7 +86,7 @@ def _check_exists(spec: str, what: str) -> None:
         if name not in sample_names():
             raise InputError(f"unknown sample photo {name!r} for the {what}; choose one of {sample_names()}.")
         return
-    path = spec.rsplit("#", 1)[0] if "#" in spec and _is_video(spec.rsplit("#", 1)[0]) else spec
+    path = spec.rsplit("#", 1)[0] if "#" in spec and is_video_path(spec.rsplit("#", 1)[0]) else spec
     if not Path(path).is_file():
         raise ImageReadError(f"the {what} {path!r} does not exist (or is not a file); fix the path or the pair list.")
 
@@ -186,7 +181,7 @@ def pairs_from_csv(path: str | Path) -> Iterator[Pair]:
 
 def _csv_pairs(resolved: list[tuple[str, str, bool]]) -> Iterator[Pair]:
     for s, r, same in resolved:
-        if _is_video(r):
+        if is_video_path(r):
             yield from pairs_from_video(r, source=s, same_person=same)
         else:
             yield Pair(pair_id=f"{s}|{r}", source=s, reference=r, kind="photo", same_person=same)

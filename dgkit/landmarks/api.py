@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NoFaceError
+from ..io import as_rgb_uint8
 from .base import (
     MIN_IMAGE_SIDE,
     FaceDetection,
     LandmarkBackend,
-    as_rgb_uint8,
     available_backends,
     rank_faces,
     resolve_backend,
@@ -20,8 +20,8 @@ def detect_faces(image_rgb: np.ndarray, backend: str | LandmarkBackend = "auto")
     """Find every face in a photo and its 68 landmarks, largest face first.
 
     Args:
-        image_rgb: (H, W, 3) uint8 RGB. Also accepted: (H, W) or (H, W, 1) grayscale (repeated to RGB)
-            and (H, W, 4) RGBA (alpha ignored). The array is not modified.
+        image_rgb: (H, W, 3) uint8 RGB; anything :func:`dgkit.io.as_rgb_uint8` accepts (grey, RGBA
+            composited on white, bool, float in [0, 1]). The array is not modified.
         backend: ``"auto"`` (FAN when its weights are present, else mediapipe), a registered name
             (``"mediapipe"``, ``"fan"``, ``"fan2d"``) or a :class:`LandmarkBackend` instance.
 
@@ -40,7 +40,7 @@ def detect_faces(image_rgb: np.ndarray, backend: str | LandmarkBackend = "auto")
         >>> len(faces), faces[0].landmarks.shape
         (1, (68, 3))
     """
-    image = as_rgb_uint8(image_rgb)
+    image = as_rgb_uint8(image_rgb, name="image_rgb")
     chosen = resolve_backend(backend)
     if min(image.shape[:2]) < MIN_IMAGE_SIDE:
         return []
@@ -68,7 +68,7 @@ def detect_landmarks(image_rgb: np.ndarray, backend: str | LandmarkBackend = "au
         >>> lm.shape, lm.dtype
         ((68, 3), dtype('float64'))
     """
-    image = as_rgb_uint8(image_rgb)
+    image = as_rgb_uint8(image_rgb, name="image_rgb")
     chosen = resolve_backend(backend)
     faces = detect_faces(image, chosen)
     if not faces:

@@ -22,10 +22,10 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import BackendUnavailableError, InputError
+from ..face68 import NUM_POINTS
 
 logger = logging.getLogger("dgkit")
 
-NUM_LANDMARKS = 68
 
 #: Images whose shorter side is below this many pixels cannot hold a face that any backend finds;
 #: they give "no face" without running a model (small inputs also crash some detectors).
@@ -55,7 +55,7 @@ class FaceDetection:
         self.landmarks = np.asarray(self.landmarks, dtype=np.float64)
         self.box = np.asarray(self.box, dtype=np.float64).reshape(-1)
         self.score = float(self.score)
-        if self.landmarks.shape != (NUM_LANDMARKS, 3):
+        if self.landmarks.shape != (NUM_POINTS, 3):
             raise InputError(f"FaceDetection.landmarks must be (68, 3), got {self.landmarks.shape}")
         if self.box.shape != (4,):
             raise InputError(f"FaceDetection.box must be (4,) x1, y1, x2, y2, got {self.box.shape}")
@@ -74,34 +74,6 @@ class FaceDetection:
         box = ", ".join(f"{v:.1f}" for v in self.box)
         return (f"FaceDetection(backend={self.backend!r}, score={self.score:.3f}, box=[{box}], "
                 f"landmarks=(68, 3))")
-
-
-# --- input checking -------------------------------------------------------------------------------------
-def as_rgb_uint8(image: np.ndarray, name: str = "image_rgb") -> np.ndarray:
-    """Check an image and return it as a C-contiguous (H, W, 3) uint8 RGB array (a copy if converted).
-
-    Accepted: (H, W, 3) RGB uint8; also (H, W) or (H, W, 1) grayscale (repeated to RGB) and (H, W, 4)
-    RGBA (alpha dropped). Anything else raises :class:`dgkit.InputError`. The caller's array is never
-    modified.
-    """
-    if not isinstance(image, np.ndarray):
-        raise InputError(f"{name} must be a numpy array (H, W, 3) uint8 RGB, got {type(image).__name__}; "
-                         "for a PIL image use np.asarray(img.convert('RGB'))")
-    if image.dtype != np.uint8:
-        raise InputError(f"{name} must be uint8 (0..255), got {image.dtype}; convert a float image in [0, 1] "
-                         "with skimage.util.img_as_ubyte(image)")
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
-        raise InputError(f"{name} must be (H, W, 3) RGB, (H, W) grayscale or (H, W, 4) RGBA, "
-                         f"got shape {image.shape}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise InputError(f"{name} is empty (shape {image.shape})")
-    if image.shape[2] == 1:
-        image = np.repeat(image, 3, axis=2)
-    elif image.shape[2] == 4:
-        image = image[:, :, :3]
-    return np.ascontiguousarray(image)
 
 
 # --- box helpers ----------------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetError, InputError, LandmarkError
+from ..errors import DatasetError, LandmarkError
+from ..face68 import check_landmarks
 from .api import detect_faces
 from .base import LandmarkBackend, box_iou, landmark_box
 
@@ -61,12 +62,10 @@ def nme(predicted: np.ndarray, truth: np.ndarray, points: np.ndarray = INNER) ->
     """Mean point-to-point error over ``points`` divided by the outer eye-corner distance |truth[36]-truth[45]|.
 
     Args:
-        predicted: (68, 2+) x, y[, z] in image pixels (only x, y are used).
-        truth: (68, 2) x, y in the same pixels.
+        predicted: (68, 2|3) x, y[, z] in image pixels (only x, y are used).
+        truth: (68, 2|3) x, y[, z] in the same pixels.
     """
-    predicted, truth = np.asarray(predicted, np.float64), np.asarray(truth, np.float64)
-    if predicted.shape[0] != 68 or truth.shape[0] != 68 or predicted.shape[1] < 2 or truth.shape[1] < 2:
-        raise InputError(f"nme needs two (68, 2+) arrays, got {predicted.shape} and {truth.shape}")
+    predicted, truth = check_landmarks(predicted, "predicted"), check_landmarks(truth, "truth")
     norm = float(np.linalg.norm(truth[36, :2] - truth[45, :2]))
     if not norm > 0:
         raise LandmarkError("ground-truth outer eye corners (36, 45) coincide; cannot normalize")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ConfigError
+from ..face68 import CROP_SIZE
 
 __all__ = [
     "CONFIGS",
@@ -193,7 +194,7 @@ class RFGConfig(TrainConfig):
     lambda_adv: float = 1.0
     lambda_pixel: float = 1.0
     lambda_perceptual: float = 1.0
-    image_size: int = 256
+    image_size: int = CROP_SIZE
     crop_prob: float = 0.5
     crop_scale: tuple[float, float] = (0.8, 1.0)
     crop_ratio: tuple[float, float] = (0.9, 1.1)

@@ -66,9 +66,10 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import DatasetError, InputError
+from ..face68 import CROP_SIZE, REGIONS, check_landmarks
+from ..io import write_image
 
 __all__ = [
-    "CROP",
     "FORMAT",
     "FRAMES_COLUMNS",
     "VERSION",
@@ -85,7 +86,6 @@ __all__ = [
 
 FORMAT = "dgkit-dataset"
 VERSION = 1
-CROP = 256
 FRAMES_COLUMNS = ("index", "identity", "identity_id", "video", "frame", "crop_path", "sketch_path")
 ID_FEATURE_DIM = 4096
 _HOW_TO_CREATE = (
@@ -165,7 +165,7 @@ class DatasetManifest:
         return normalize_landmarks(lm, self.crop)
 
 
-def normalize_landmarks(landmarks: np.ndarray, crop: int = CROP) -> np.ndarray:
+def normalize_landmarks(landmarks: np.ndarray, crop: int = CROP_SIZE) -> np.ndarray:
     """Crop-pixel landmarks (..., 68, 2) -> the networks' shape vectors (..., 136) float32 (x0, y0, x1, ...)."""
     lm = np.asarray(landmarks, dtype=np.float32)
     return (lm / np.float32(crop)).reshape(*lm.shape[:-2], 136)
@@ -215,8 +215,8 @@ def load_manifest(root: str | os.PathLike, *, check_files: bool = True) -> Datas
         if key not in meta:
             raise DatasetError(f"{root / 'manifest.json'} lacks the key {key!r}. Re-run `dgkit prepare-data`.")
     crop, identities, n = int(meta["crop"]), [str(s) for s in meta["identities"]], int(meta["num_frames"])
-    if crop != CROP:
-        raise DatasetError(f"{root}: crop size {crop} is not supported; DG works on {CROP}x{CROP} crops.")
+    if crop != CROP_SIZE:
+        raise DatasetError(f"{root}: crop size {crop} is not supported; DG works on {CROP_SIZE}x{CROP_SIZE} crops.")
 
     frames = _read_frames_csv(root / "frames.csv", identities)
     if len(frames) != n:
@@ -300,8 +300,8 @@ def write_index(
         ``root``. The manifest is written last, so a folder with a manifest has a complete index.
     """
     root = Path(root)
-    lm = np.asarray(landmarks, dtype=np.float32)
-    if lm.ndim != 3 or lm.shape[1] != 68 or lm.shape[2] < 2 or len(lm) != len(records):
+    lm = check_landmarks(landmarks, "landmarks", batch=True, dtype=np.float32)
+    if len(lm) != len(records):
         raise InputError(f"landmarks must be (N, 68, 2) with N = len(records) = {len(records)}; got {lm.shape}.")
     identities = sorted({r[0] for r in records})
     ids = {name: i for i, name in enumerate(identities)}
@@ -313,7 +313,7 @@ def write_index(
             writer.writerow([i, ident, ids[ident], video, frame, f"crops/{rel}", f"sketches/{rel}"])
     np.save(root / "landmarks.npy", np.ascontiguousarray(lm[:, :, :2]))
     manifest = {
-        "format": FORMAT, "version": VERSION, "crop": CROP, "identities": identities, "num_frames": len(records),
+        "format": FORMAT, "version": VERSION, "crop": CROP_SIZE, "identities": identities, "num_frames": len(records),
         "skipped": dict(skipped or {}), "backend": backend, "source": source,
     }
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -564,8 +564,6 @@ def identity_features(
 # --- a tiny synthetic dataset -------------------------------------------------------------------------------
 # Outer eye corners (points 36, 45) of the astronaut sample in image pixels (as tests/test_landmarks.py checks).
 _ASTRONAUT_EYE_CORNERS = np.array([[195.0, 100.5], [256.0, 104.0]])
-_PARTS = {"jaw": range(17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48),
-          "mouth": range(48, 68)}
 
 
 @functools.lru_cache(maxsize=1)
@@ -595,7 +593,7 @@ def _astronaut_with_mean_face() -> tuple[np.ndarray, np.ndarray]:
 def _identity_shape(mean3d: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Per-person face shape: each part scaled (about its centroid) and shifted a little, (68, 3)."""
     out = mean3d.copy()
-    for part in _PARTS.values():
+    for part in REGIONS.values():
         idx = list(part)
         centre = out[idx].mean(axis=0)
         scale = 1.0 + rng.uniform(-0.08, 0.08, size=2)
@@ -651,8 +649,9 @@ def make_synthetic_dataset(
                 lm = lm3d[:, :2].astype(np.float32)
                 crop = _coarse_warp(photo, photo_lm, lm)
                 crop = np.clip(crop.astype(np.float32) * tint, 0, 255).astype(np.uint8)
-                _write_png(root / "crops" / ident / video / f"{name}.png", crop)
-                _write_png(root / "sketches" / ident / video / f"{name}.png", draw_sketch(lm, "reference"))
+                write_image(root / "crops" / ident / video / f"{name}.png", crop, overwrite=True)
+                write_image(root / "sketches" / ident / video / f"{name}.png", draw_sketch(lm, "reference"),
+                            overwrite=True)
                 records.append((ident, video, name))
                 landmarks.append(lm)
     return write_index(root, records, np.stack(landmarks), skipped={}, backend="synthetic",
@@ -660,7 +659,7 @@ def make_synthetic_dataset(
                               f"frames={frames}, seed={seed}) from the astronaut sample")
 
 
-def _coarse_warp(photo: np.ndarray, photo_lm: np.ndarray, lm: np.ndarray, size: int = CROP, cell: int = 4) -> np.ndarray:
+def _coarse_warp(photo: np.ndarray, photo_lm: np.ndarray, lm: np.ndarray, size: int = CROP_SIZE, cell: int = 4) -> np.ndarray:
     """warp_to_landmarks (photo_lm image px -> lm crop px) with the map evaluated every ``cell`` px, (size,size,3).
 
     The piecewise-affine map is linear inside each triangle, so bilinear upsampling of a map sampled at the
@@ -687,9 +686,3 @@ def _coarse_warp(photo: np.ndarray, photo_lm: np.ndarray, lm: np.ndarray, size: 
     return cv2.remap(photo, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
-    """Write an RGB (H,W,3) or gray (H,W) uint8 PNG, creating folders (OpenCV: fast, lossless)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
-    if not cv2.imwrite(str(path), data):
-        raise DatasetError(f"could not write {path} (disk full or no permission?).")

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import DatasetError
+from ..face68 import CROP_SIZE
 from ..models import (
     IdentityClassifier,
     LandmarkDecoder,
@@ -172,7 +173,7 @@ class IDSGTask(Task):
             rows += [dec(code, f1), dec(code, f3)]
         tiles = []
         for shapes in rows:
-            lm = shapes.float().clamp(0, 1).cpu().numpy().reshape(-1, 68, 2) * 256
+            lm = shapes.float().clamp(0, 1).cpu().numpy().reshape(-1, 68, 2) * CROP_SIZE
             tiles.append(np.hstack([cv2.resize(draw_sketch(p, kind="reference"), (128, 128),
                                                interpolation=cv2.INTER_AREA) for p in lm]))
         grid = np.vstack(tiles)

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..face68 import REGIONS
+
 __all__ = [
     "PARTS",
     "adversarial_loss",
@@ -24,9 +26,8 @@ __all__ = [
     "r1_penalty",
 ]
 
-# face parts of the local-shape loss (68-point indices, end exclusive): contour, brows, nose, eyes, mouth
-PARTS: dict[str, tuple[int, int]] = {"contour": (0, 17), "brows": (17, 27), "nose": (27, 36), "eyes": (36, 48),
-                                     "mouth": (48, 68)}
+# face regions of the local-shape loss (68-point indices, end exclusive): jaw (the contour), brows, nose, eyes, mouth
+PARTS: dict[str, tuple[int, int]] = {name: (part.start, part.stop) for name, part in REGIONS.items()}
 
 
 def adversarial_loss(logits: torch.Tensor, target: float) -> torch.Tensor:
@@ -86,7 +87,7 @@ def local_shape_loss(fake_cross: torch.Tensor, fake_self: torch.Tensor, real: to
     err_self, err_cross = point_errors(fake_self, real), point_errors(fake_cross, real)
     total = fake_self.new_zeros((), dtype=torch.float32)
     for name, (a, b) in PARTS.items():
-        margin = margin_contour if name == "contour" else margin_parts
+        margin = margin_contour if name == "jaw" else margin_parts
         part = margin + err_self[a:b].sum() - err_cross[a:b].sum()
         total = total + (part.abs() if mode == "reflect" else F.relu(part))
     return total

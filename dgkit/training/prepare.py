@@ -45,12 +45,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError, ImageReadError, InputError, NoFaceError, VideoError
-from ..io import IMAGE_SUFFIXES, iter_video_frames, read_image
+from ..io import IMAGE_SUFFIXES, is_video_path, iter_video_frames, read_image, write_image
 from ..landmarks import detect_landmarks
 
-__all__ = ["VIDEO_FILE_SUFFIXES", "PrepareReport", "VideoJob", "prepare_dataset", "register_cli", "scan_input"]
+__all__ = ["PrepareReport", "VideoJob", "prepare_dataset", "register_cli", "scan_input"]
 
-VIDEO_FILE_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 PARTIAL = ".partial"
 _LAYOUT = ("INPUT/<identity>/<video>/<frames>.jpg|png (a folder of frames per video) or "
            "INPUT/<identity>/<video>.mp4 (a video file)")
@@ -89,7 +88,7 @@ def scan_input(input_dir: str | os.PathLike) -> list[VideoJob]:
             if entry.is_dir():
                 frames = tuple(sorted(f for f in entry.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
                 video = entry.name
-            elif entry.is_file() and entry.suffix.lower() in VIDEO_FILE_SUFFIXES:
+            elif entry.is_file() and is_video_path(entry):
                 frames, video = (), entry.stem
             else:
                 continue  # images directly in an identity folder, notes, ...: not part of the layout
@@ -179,7 +178,6 @@ def _process_video(job: VideoJob, output: str, backend: str, every: int, max_fra
     from ..align import align_face  # noqa: PLC0415
     from ..landmarks import resolve_backend  # noqa: PLC0415
     from ..sketch import draw_sketch  # noqa: PLC0415
-    from .data import _write_png  # noqa: PLC0415  (imports torch: not at CLI start-up)
 
     out = Path(output)
     key = _fingerprint(job, every, max_frames, backend)
@@ -198,8 +196,8 @@ def _process_video(job: VideoJob, output: str, backend: str, every: int, max_fra
         crop, lm_crop = align_face(rgb, lm_image)
         lm2 = np.asarray(lm_crop[:, :2], dtype=np.float32)
         rel = Path(job.identity) / job.video / f"{name}.png"
-        _write_png(out / "crops" / rel, crop)
-        _write_png(out / "sketches" / rel, draw_sketch(lm2, "reference"))
+        write_image(out / "crops" / rel, crop, overwrite=True)
+        write_image(out / "sketches" / rel, draw_sketch(lm2, "reference"), overwrite=True)
         names.append(name)
         landmarks.append(lm2)
     lm_arr = np.stack(landmarks) if landmarks else np.zeros((0, 68, 2), np.float32)
