@@ -123,7 +123,8 @@ class Reenactment:
         style_code: (N,128) RFG style code of the source.
         image: (N,256,256,3) uint8 RGB reenacted faces.
         sketch_intensity: "demo" or "train".
-        weights: label of the weights used ("official", "synthetic (untrained)", ...).
+        weights: the :class:`WeightsInfo` of the model that made it (``.label`` names the weights, ``.trained`` is
+            False for synthetic/untrained weights: their images need the UNTRAINED banner).
         precision: numeric precision of the model that made it ("fp32", "tf32", "bf16", "fp16").
     """
 
@@ -137,7 +138,7 @@ class Reenactment:
     style_code: np.ndarray
     image: np.ndarray
     sketch_intensity: str = "demo"
-    weights: str = "official"
+    weights: WeightsInfo = field(default_factory=lambda: WeightsInfo("unknown", trained=False))
     precision: str = "fp32"
 
     def __len__(self) -> int:
@@ -604,7 +605,7 @@ class DualGenerator(nn.Module):
             source_image=enc.image, reference_landmarks=chain.reference.landmarks, id_feature=enc.id_feature,
             landmark_code=chain.reference.landmark_code, decoded_landmarks=chain.decoded_landmarks,
             target_landmarks=chain.target_landmarks, sketch=chain.sketch, style_code=enc.style_code,
-            image=chain.image, sketch_intensity=chain.sketch_intensity, weights=self.weights.label,
+            image=chain.image, sketch_intensity=chain.sketch_intensity, weights=self.weights,
             precision=self.precision,
         )
 

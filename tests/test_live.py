@@ -10,6 +10,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from dgkit import viz
 from dgkit.errors import DgkitError, InputError
 from dgkit.live import (ArraySource, CameraError, CameraSource, FrameSource, LiveEngine, OneEuroFilter,
                         OneEuroParams, PushSource, Slot, VideoFileSource, compose_panels, parse_smoothing)
@@ -262,7 +263,8 @@ def test_generator_and_warp_run_behind_and_record(synthetic_dg, sample_face, tmp
     assert not eng.weights.trained
     latest = eng.latest()
     assert latest.dg_image.shape == (256, 256, 3) and 0 <= latest.dg_index <= latest.index
-    assert (latest.dg_image[3, 100] == (200, 0, 0)).all()  # the red UNTRAINED banner is burnt in
+    assert (latest.dg_image[3, 100] == viz.UNTRAINED_RGB).all()  # the red UNTRAINED banner is burnt in
+    assert latest.weights is eng.weights and not latest.weights.trained  # the frame says which weights made it
     info = dgkit.video_info(tmp_path / "session.mp4")
     assert info.frame_count == 6 and (info.width, info.height) == (1024, 278)
 

@@ -15,6 +15,8 @@ import pytest
 
 from dgkit import cli
 from dgkit import reenact as rn
+from dgkit import viz
+from dgkit.sheet import contact_sheet
 from dgkit.errors import ImageReadError, InputError, NoFaceError, VideoError
 from dgkit.io import VideoWriter, make_test_video, sample_image, video_info, write_image
 
@@ -119,19 +121,20 @@ def test_prepare_face_unreadable_files(tmp_path):
 def test_reenact_photos_baselines_only(astronaut):
     reference = cv2.flip(astronaut, 1)
     r = rn.reenact_photos(astronaut, reference, backend="mediapipe")
-    assert r.dg is None and r.weights_label == "none (baselines only)" and not r.weights_trained
+    assert r.dg is None and r.weights.label == "none (baselines only)" and not r.weights.trained
+    assert r.warp_target == "relative3d"
     assert r.baselines["naive"].shape == (68, 2) and r.baselines["relative3d"].shape == (68, 2)
     assert r.baselines["warp"].shape == (256, 256, 3) and r.baselines["warp"].dtype == np.uint8
     np.testing.assert_allclose(r.baselines["naive"], r.reference.crop_landmarks[:, :2], atol=1e-4)
     assert r.image is r.baselines["warp"]
     assert any("baselines only" in n for n in r.notes)
-    sheet = rn.contact_sheet(r)
+    sheet = contact_sheet(r)
     assert sheet.ndim == 3 and sheet.shape[2] == 3 and sheet.dtype == np.uint8
     assert sheet.shape[1] == 4 * 256
 
 
 def _red_banner_pixels(sheet: np.ndarray) -> int:
-    red = (sheet[..., 0] == 200) & (sheet[..., 1] == 0) & (sheet[..., 2] == 0)
+    red = np.all(sheet == viz.UNTRAINED_RGB, axis=-1)
     return int(red.sum())
 
 
@@ -145,12 +148,13 @@ def test_reenact_photos_with_dg(astronaut, synthetic_dg):
     assert r.dg.image.shape == (1, 256, 256, 3) and r.dg.sketch.shape == (1, 256, 256)
     np.testing.assert_allclose(r.dg.reference_landmarks[0], r.reference.crop_landmarks[:, :2], atol=1e-4)
     np.testing.assert_array_equal(r.dg.source_image[0], r.source.crop)
-    assert r.weights_label == "synthetic (untrained)" and not r.weights_trained
+    assert r.weights is synthetic_dg.weights and r.dg.weights is synthetic_dg.weights and not r.weights.trained
+    assert r.warp_target == "relative3d"  # untrained targets are a blob: the warp stays on the relative-3D one
     np.testing.assert_array_equal(r.image, r.dg.image[0])
     assert np.array_equal(r.target_landmarks, r.dg.target_landmarks[0])
-    sheet = rn.contact_sheet(r)
-    assert _red_banner_pixels(sheet) > 1000  # the UNTRAINED banner over the DG tile
-    no_dg = rn.contact_sheet(rn.PhotoReenactment(r.source, r.reference, None, r.baselines, "none", []))
+    sheet = contact_sheet(r)
+    assert _red_banner_pixels(sheet) > 2000  # the UNTRAINED banner over the target-sketch and DG tiles
+    no_dg = contact_sheet(rn.PhotoReenactment(r.source, r.reference, None, r.baselines, rn.weights_of(None), []))
     assert _red_banner_pixels(no_dg) == 0
 
 
@@ -160,7 +164,7 @@ def test_video_frame_count_and_fps(tmp_path, video, astronaut):
     report = rn.reenact_video(astronaut, video, out, backend="mediapipe", progress=False)
     assert (report.frames_in, report.frames_out, report.frames_without_face) == (6, 6, 0)
     assert report.fps == pytest.approx(10.0) and report.output == out
-    assert report.weights_label == "none (baselines only)"
+    assert report.weights.label == "none (baselines only)" and not report.weights.trained
     assert {"read", "detect", "align", "warp", "write", "total"} <= set(report.seconds)
     info = video_info(out)
     assert info.frame_count == 6 and info.fps == pytest.approx(10.0) and (info.width, info.height) == (256, 256)

@@ -25,8 +25,8 @@ from dgkit.widgets import (  # noqa: E402
     ReenactApp,
     image_to_png,
     sketch_with_hidden,
-    stamp_banner,
 )
+from dgkit.viz import stamp_untrained  # noqa: E402
 
 
 class FakeDG:
@@ -112,9 +112,9 @@ def test_image_to_png_round_trips_rgb():
     assert back.shape == (5, 7, 3) and np.array_equal(back, rgb)
 
 
-def test_stamp_banner_marks_top_only_and_keeps_input():
+def test_stamp_untrained_marks_top_only_and_keeps_input():
     img = np.full((256, 256, 3), 100, np.uint8)
-    out = stamp_banner(img)
+    out = stamp_untrained(img)
     assert np.all(img == 100)  # input untouched
     assert (out[:5, :, 0] >= 190).mean() > 0.5 and np.array_equal(out[40:], img[40:])
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..io import atomic_output
 
-__all__ = ["ResultRow", "METRICS", "read_results", "write_results_csv", "write_results_json", "atomic_write_text"]
+__all__ = ["ResultRow", "METRICS", "weights_columns", "read_results", "write_results_csv", "write_results_json", "atomic_write_text"]
 
 NAN = float("nan")
 
@@ -94,6 +94,20 @@ class ResultRow:
     @property
     def key(self) -> tuple[str, str]:
         return (self.pair_id, self.method)
+
+    @property
+    def weights_info(self):
+        """The row's weights as a :class:`~dgkit.pipeline.WeightsInfo` (label and ``trained``, no paths): the
+        inverse of :func:`weights_columns`, so rows read back from CSV/JSON give the same answer."""
+        from ..pipeline import WeightsInfo
+
+        return WeightsInfo(self.weights, trained=not self.untrained)
+
+
+def weights_columns(info) -> dict:
+    """The ``weights`` and ``untrained`` columns of a row, derived from a :class:`~dgkit.pipeline.WeightsInfo`
+    (``ResultRow(..., **weights_columns(dg.weights))``); :attr:`ResultRow.weights_info` reads them back."""
+    return {"weights": info.label, "untrained": not info.trained}
 
 
 _FIELDS = [f.name for f in fields(ResultRow)]
