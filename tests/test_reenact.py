@@ -158,6 +158,37 @@ def test_reenact_photos_with_dg(astronaut, synthetic_dg):
     assert _red_banner_pixels(no_dg) == 0
 
 
+@pytest.mark.slow
+def test_add_dg_reuses_the_faces_and_baselines(astronaut, synthetic_dg, monkeypatch):
+    """The baselines-only result of phase 1 is reused by add_dg: no face is detected and no warp made twice."""
+    import dataclasses
+
+    from dgkit.pipeline import WeightsInfo
+
+    src = rn.prepare_face(astronaut, backend="mediapipe")
+    ref = rn.prepare_face(cv2.flip(astronaut, 1), backend="mediapipe")
+    warps = []
+    real_warp = rn.warp_to_landmarks
+    monkeypatch.setattr(rn, "warp_to_landmarks", lambda *a, **k: warps.append(1) or real_warp(*a, **k))
+    monkeypatch.setattr(rn, "prepare_face", lambda *a, **k: pytest.fail("an AlignedFace must not be detected again"))
+    base = rn.reenact_photos(src, ref)
+    assert base.source is src and base.dg is None and len(warps) == 1
+    untrained = rn.add_dg(base, synthetic_dg)
+    assert len(warps) == 1 and untrained.baselines["warp"] is base.baselines["warp"]  # the very same array
+    assert untrained.warp_target == "relative3d" and untrained.weights is synthetic_dg.weights
+    assert not any("baselines only" in n for n in untrained.notes) and base.dg is None  # base is kept as it was
+    # trained weights: the warp follows DG's target instead (made once, here)
+    trained = dataclasses.replace(synthetic_dg.weights, label="trained (test)", trained=True)
+    monkeypatch.setattr(synthetic_dg, "weights", trained)
+    with_target = rn.add_dg(base, synthetic_dg)
+    assert len(warps) == 2 and with_target.warp_target == "dg" and with_target.weights is trained
+    assert with_target.baselines["warp"] is not base.baselines["warp"]
+    assert isinstance(with_target.weights, WeightsInfo) and not viz.is_untrained(with_target)
+    assert _red_banner_pixels(contact_sheet(with_target)) == 0  # trained: no banner
+    with pytest.raises(InputError, match="without DG"):
+        rn.add_dg(with_target, synthetic_dg)
+
+
 # --- videos ---------------------------------------------------------------------------------------------------
 def test_video_frame_count_and_fps(tmp_path, video, astronaut):
     out = tmp_path / "out" / "result.avi"

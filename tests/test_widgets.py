@@ -287,12 +287,30 @@ def test_reenact_app_needs_two_images():
 
 
 @pytest.mark.slow
-def test_reenact_app_end_to_end_with_synthetic_dg(synthetic_dg):
-    """Detect (mediapipe), align, reenact with the real (synthetic) DG; every stage shown."""
+def test_reenact_app_end_to_end_with_synthetic_dg(synthetic_dg, monkeypatch):
+    """Detect (mediapipe), align, reenact with the real (synthetic) DG; every stage shown, nothing made twice."""
+    import dgkit.landmarks
+    import dgkit.reenact
+
+    counts = {"detect": 0, "warp": 0}
+
+    def counting(module, name):
+        real = getattr(module, name)
+
+        def wrapper(*a, **k):
+            counts[{"detect_faces": "detect", "warp_to_landmarks": "warp"}[name]] += 1
+            return real(*a, **k)
+        monkeypatch.setattr(module, name, wrapper)
+
+    counting(dgkit.landmarks, "detect_faces")
+    counting(dgkit.reenact, "warp_to_landmarks")
     app = ReenactApp(synthetic_dg, backend="mediapipe")
     assert app.source.origin == "sample: astronaut" and app.reference.origin == "sample: astronaut (mirrored)"
     app.button.click()
     assert app.error == "", app.error
+    # two photos detected once each; the phase-1 warp baseline is the one shown at the end (untrained weights)
+    assert counts == {"detect": 2, "warp": 1}
+    assert app.images["warp baseline"] is app.result.baselines["warp"]
     assert set(app.images) == set(ReenactApp.STAGES)
     for name, img in app.images.items():
         assert img.shape[:2] == (256, 256), name
@@ -300,6 +318,7 @@ def test_reenact_app_end_to_end_with_synthetic_dg(synthetic_dg):
     assert "UNTRAINED" in app.panels["DG output"].caption.value.upper() or \
         "untrained" in app.panels["DG output"].caption.value
     assert "relative 3D" in app.panels["warp baseline"].caption.value
+    assert app.result.weights is synthetic_dg.weights and not app.result.weights.trained
     # the mirrored reference's landmarks are the source's, mirrored: same face, opposite yaw sign
     ys, yr = app.result.source.crop_landmarks, app.result.reference.crop_landmarks
     assert abs(head_pose(ys).yaw + head_pose(yr).yaw) < 3

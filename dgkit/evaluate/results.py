@@ -50,7 +50,9 @@ class ResultRow:
         weights: weights the row's output depends on: the DG weights label for "dg" (and "warp" when it used
             DG's target), "none (weight-free)" for the baselines.
         untrained: the output came from untrained weights: its numbers say nothing about DG.
-        identity_encoder: label of the identity model (its own "untrained" shows in the label).
+        identity_encoder: label of the identity model.
+        identity_untrained: the identity model's weights are untrained (its ``trained`` flag): the identity
+            cosine then means nothing for any method.
         target_from: what landmarks the output was drawn from ("idsg", "naive", "relative3d").
         ref_yaw, ref_pitch, ref_roll: the reference's head pose.
         detected: a face was found on the output. failure: why not (or why the pair could not run).
@@ -69,6 +71,7 @@ class ResultRow:
     weights: str = ""
     untrained: bool = False
     identity_encoder: str = ""
+    identity_untrained: bool = False
     target_from: str = ""
     ref_yaw: float = NAN
     ref_pitch: float = NAN

@@ -307,7 +307,8 @@ def _evaluate_pair(pair: Pair, methods: list[str], *, dg, identity, backend, sou
     info = weights_of(dg)
     base = dict(pair_id=pair.pair_id, source=pair.source, reference=pair.reference, reference_kind=pair.kind,
                 same_person=pair.same_person, group=pair.group, frame=pair.frame,
-                identity_encoder=identity.name if identity is not None else "")
+                identity_encoder=identity.name if identity is not None else "",
+                identity_untrained=identity is not None and not identity.trained)
     if ref_pose is not None:
         base.update(ref_yaw=ref_pose[0], ref_pitch=ref_pose[1], ref_roll=ref_pose[2])
     if failure:  # counted, never skipped: one row per method saying why
