@@ -267,7 +267,8 @@ class IdentityInterpolation:
     """A path between two sources' identities under one reference.
 
     Attributes: ts (T,); method; id_features (T,4096); style_codes (T,128); target_landmarks (T,68,2);
-    sketches (T,256,256) uint8; images (T,256,256,3) uint8 or None; weights: the model's :class:`~dgkit.pipeline.WeightsInfo`.
+    sketches (T,256,256) uint8; images (T,256,256,3) uint8 or None; weights: the model's
+    :class:`~dgkit.pipeline.WeightsInfo`.
     """
 
     ts: np.ndarray

@@ -17,7 +17,8 @@ from pathlib import Path
 from ..errors import InputError
 from ..io import atomic_output
 
-__all__ = ["ResultRow", "METRICS", "weights_columns", "read_results", "write_results_csv", "write_results_json", "atomic_write_text"]
+__all__ = ["ResultRow", "METRICS", "weights_columns", "read_results", "write_results_csv", "write_results_json",
+           "atomic_write_text"]
 
 NAN = float("nan")
 
