@@ -285,6 +285,23 @@ def test_video_with_dg_encodes_source_once(tmp_path, source_face, synthetic_dg, 
                                atol=1e-4)
 
 
+@pytest.mark.slow
+def test_video_with_untrained_dg_carries_weights_and_banner(tmp_path, astronaut, synthetic_dg):
+    """The report names the WeightsInfo that made the video and every DG frame has the UNTRAINED banner."""
+    from dgkit.io import iter_video_frames
+
+    drive = make_test_video(tmp_path / "drive.mp4", n_frames=2, fps=6.0)
+    report = rn.reenact_video(astronaut, drive, tmp_path / "out.mp4", dg=synthetic_dg, backend="mediapipe",
+                              batch_size=2, progress=False, audio=False)
+    assert report.weights is synthetic_dg.weights and not report.weights.trained
+    assert any("not a real result" in n for n in report.notes) and "synthetic (untrained)" in report.summary()
+    frames = list(iter_video_frames(report.output))
+    assert len(frames) == 2
+    for frame in frames:  # the red band survives the video codec (to within its colour error)
+        band = frame[3:16, 2:20].reshape(-1, 3).mean(0)  # left of the text
+        assert band[0] > 150 and band[1] < 70 and band[2] < 70, band
+
+
 def test_video_output_never_overwrites_input(tmp_path, video, astronaut):
     before = video.read_bytes()
     with pytest.raises(InputError, match="inputs"):
