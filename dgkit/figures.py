@@ -213,7 +213,7 @@ def interpolation_strip(result: Any, *, rows: Sequence[str] = ("reference", "ske
             raise InputError(f"unknown row {row!r}; use 'reference', 'sketch' or 'image'")
     what = "identity" if hasattr(result, "id_features") else "landmark code"
     method = {"landmarks": "reference landmarks interpolated, then encoded"}.get(result.method, result.method)
-    untrained = ("sketch", "image") if viz.is_untrained(result.weights) else ()
+    untrained = ("sketch", "image") if viz.is_untrained(result) else ()
     return _strip([f"t = {t:.2f}" for t in result.ts], content, untrained_rows=untrained,
                   title=title or f"{what} interpolation ({method}; weights: {result.weights.label})", size=size,
                   source=source)
@@ -236,8 +236,8 @@ def pose_sweep_strip(sweep: Any, *, rows: Sequence[str] = ("reference", "sketch"
             content[row] = list(res.sketch if row == "sketch" else res.image)
         else:
             raise InputError(f"unknown row {row!r}; use 'reference', 'sketch' or 'image'")
-    weights = res.weights.label if res is not None else "no DG run"
-    untrained = ("sketch", "image") if res is not None and viz.is_untrained(res.weights) else ()
+    weights = res.weights if res is not None else "no DG run"
+    untrained = ("sketch", "image") if res is not None and viz.is_untrained(res) else ()
     return _strip([f"{sweep.axis} {viz.signed_degrees(a)}" for a in sweep.angles], content, untrained_rows=untrained,
                   title=title or f"{sweep.axis} sweep (weights: {weights})", size=size, source=source)
 

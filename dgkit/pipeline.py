@@ -123,9 +123,11 @@ class Reenactment:
         style_code: (N,128) RFG style code of the source.
         image: (N,256,256,3) uint8 RGB reenacted faces.
         sketch_intensity: "demo" or "train".
-        weights: the :class:`WeightsInfo` of the model that made it (``.label`` names the weights, ``.trained`` is
-            False for synthetic/untrained weights: their images need the UNTRAINED banner).
+        weights: label of the weights used ("official", "synthetic (untrained)", ...), kept a plain string so
+            results compare and print as before; ``weights_info.label``.
         precision: numeric precision of the model that made it ("fp32", "tf32", "bf16", "fp16").
+        weights_info: the :class:`WeightsInfo` of the model that made it (``.trained`` is False for synthetic
+            weights: their images need the UNTRAINED banner, see :func:`dgkit.viz.is_untrained`).
     """
 
     source_image: np.ndarray
@@ -138,8 +140,9 @@ class Reenactment:
     style_code: np.ndarray
     image: np.ndarray
     sketch_intensity: str = "demo"
-    weights: WeightsInfo = field(default_factory=lambda: WeightsInfo("unknown", trained=False))
+    weights: str = "official"
     precision: str = "fp32"
+    weights_info: WeightsInfo = field(default_factory=lambda: WeightsInfo("official", trained=True))
 
     def __len__(self) -> int:
         return len(self.image)
@@ -605,8 +608,8 @@ class DualGenerator(nn.Module):
             source_image=enc.image, reference_landmarks=chain.reference.landmarks, id_feature=enc.id_feature,
             landmark_code=chain.reference.landmark_code, decoded_landmarks=chain.decoded_landmarks,
             target_landmarks=chain.target_landmarks, sketch=chain.sketch, style_code=enc.style_code,
-            image=chain.image, sketch_intensity=chain.sketch_intensity, weights=self.weights,
-            precision=self.precision,
+            image=chain.image, sketch_intensity=chain.sketch_intensity, weights=self.weights.label,
+            precision=self.precision, weights_info=self.weights,
         )
 
 

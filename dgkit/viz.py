@@ -113,14 +113,14 @@ def is_untrained(obj: Any) -> bool:
     """Whether ``obj`` comes from untrained weights, read from a typed ``.trained`` flag, never from a label.
 
     ``obj``: a :class:`~dgkit.pipeline.WeightsInfo`, anything carrying one as ``.weights`` (a
-    :class:`~dgkit.pipeline.DualGenerator`, a :class:`~dgkit.pipeline.Reenactment`, a
-    :class:`~dgkit.reenact.PhotoReenactment`, ...), or a bool (returned as is).
+    :class:`~dgkit.pipeline.DualGenerator`, a :class:`~dgkit.reenact.PhotoReenactment`, a video report, an
+    interpolation, ...) or as ``.weights_info`` (a :class:`~dgkit.pipeline.Reenactment`), or a bool.
     """
     if isinstance(obj, (bool, np.bool_)):
         return bool(obj)
     if hasattr(obj, "trained") and hasattr(obj, "label"):
         return not bool(obj.trained)
-    info = getattr(obj, "weights", None)
+    info = getattr(obj, "weights_info", None) or getattr(obj, "weights", None)
     if info is not None and hasattr(info, "trained"):
         return not bool(info.trained)
     raise InputError(f"cannot tell whether a {type(obj).__name__} comes from trained weights: give a WeightsInfo "
@@ -565,9 +565,9 @@ def stages_figure(result: Any, index: int = 0, *, size: float = 2.4) -> Figure:
         show_image(ax[1], photo.reference.crop, title="reference + landmarks")
         draw_landmarks(ax[1], {"reference": photo.reference.crop_landmarks}, markers=False, linewidth=0.8)
         if dgres is not None:
-            untrained = is_untrained(dgres.weights)
+            untrained = is_untrained(dgres)
             show_image(ax[2], dgres.sketch[index], title="target sketch (IDSG)", untrained=untrained)
-            show_image(ax[3], dgres.image[index], title=f"DG output\n({dgres.weights.label})", untrained=untrained)
+            show_image(ax[3], dgres.image[index], title=f"DG output\n({dgres.weights})", untrained=untrained)
         else:
             target = photo.baselines.get("naive")
             if target is not None:
@@ -585,15 +585,15 @@ def stages_figure(result: Any, index: int = 0, *, size: float = 2.4) -> Figure:
     n = len(result.image)
     if not -n <= index < n:
         raise InputError(f"index {index} out of range for a batch of {n}")
-    untrained = is_untrained(result.weights)
+    untrained = is_untrained(result)
     fig, axes = new_figure(1, 4, size=size)
     ax = axes[0]
     show_image(ax[0], result.source_image[index], title="source (aligned crop)")
     show_image(ax[1], draw_sketch(result.reference_landmarks[index], kind="reference"),
                title="reference landmarks")
     show_image(ax[2], result.sketch[index], title="target sketch (IDSG)", untrained=untrained)
-    show_image(ax[3], result.image[index], title=f"DG output\n({result.weights.label})", untrained=untrained)
-    fig.suptitle(f"DG stages, item {index} (weights: {result.weights.label}, sketch: {result.sketch_intensity})",
+    show_image(ax[3], result.image[index], title=f"DG output\n({result.weights})", untrained=untrained)
+    fig.suptitle(f"DG stages, item {index} (weights: {result.weights}, sketch: {result.sketch_intensity})",
                  fontsize=10)
     return finish(fig)
 
@@ -1065,7 +1065,7 @@ def dg_overview_figure(result: Any, *, size: float = 1.9) -> Figure:
     run = getattr(result, "dg", None)
     if run is None:
         raise InputError("dg_overview_figure needs a PhotoReenactment made with a DualGenerator (result.dg is None)")
-    untrained = is_untrained(run.weights)
+    untrained = is_untrained(run)
     from matplotlib.figure import Figure as _Figure
 
     ratios = [1, 0.55, 1, 0.55, 1, 0.55, 1, 0.55, 1]
@@ -1110,7 +1110,7 @@ def dg_overview_figure(result: Any, *, size: float = 1.9) -> Figure:
     panel[1][4].set_axis_off()
     panel[1][4].text(0.0, 0.5, "IDSG: where the source's\nlandmarks should be.\nRFG: the source's face\ndrawn on them.",
                      fontsize=9, va="center", transform=panel[1][4].transAxes)
-    fig.suptitle(f"DG in one page: IDSG (top) then RFG (bottom); weights: {run.weights.label}", fontsize=11)
+    fig.suptitle(f"DG in one page: IDSG (top) then RFG (bottom); weights: {run.weights}", fontsize=11)
     return finish(fig, untrained=untrained, what="codes, target landmarks, sketch and face")
 
 

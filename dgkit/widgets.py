@@ -951,7 +951,7 @@ class LargePoseApp(_PanelApp, W.VBox):
             source_image=enc.image, reference_landmarks=chain.reference.landmarks, id_feature=enc.id_feature,
             landmark_code=chain.reference.landmark_code, decoded_landmarks=chain.decoded_landmarks,
             target_landmarks=chain.target_landmarks, sketch=chain.sketch, style_code=enc.style_code, image=image,
-            sketch_intensity=chain.sketch_intensity, weights=self.dg.weights,
+            sketch_intensity=chain.sketch_intensity, weights=self.dg.weights.label, weights_info=self.dg.weights,
             precision=getattr(self.dg, "precision", "fp32"))
         self._show_face(image[0], t0)
         return True

@@ -148,7 +148,7 @@ def test_reenact_photos_with_dg(astronaut, synthetic_dg):
     assert r.dg.image.shape == (1, 256, 256, 3) and r.dg.sketch.shape == (1, 256, 256)
     np.testing.assert_allclose(r.dg.reference_landmarks[0], r.reference.crop_landmarks[:, :2], atol=1e-4)
     np.testing.assert_array_equal(r.dg.source_image[0], r.source.crop)
-    assert r.weights is synthetic_dg.weights and r.dg.weights is synthetic_dg.weights and not r.weights.trained
+    assert r.weights is synthetic_dg.weights and r.dg.weights_info is synthetic_dg.weights and not r.weights.trained
     assert r.warp_target == "relative3d"  # untrained targets are a blob: the warp stays on the relative-3D one
     np.testing.assert_array_equal(r.image, r.dg.image[0])
     assert np.array_equal(r.target_landmarks, r.dg.target_landmarks[0])

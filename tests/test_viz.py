@@ -87,7 +87,7 @@ def test_stages_figure_of_photo_reenactment(reenactment, face):
 
     crop = reenactment.source_image[0]
     aligned = SimpleNamespace(crop=crop, crop_landmarks=face)
-    photo = SimpleNamespace(source=aligned, reference=aligned, dg=reenactment, weights=reenactment.weights,
+    photo = SimpleNamespace(source=aligned, reference=aligned, dg=reenactment, weights=reenactment.weights_info,
                             baselines={"naive": face[:, :2], "warp": crop})
     fig = viz.stages_figure(photo)
     assert viz.has_untrained_banner(fig.axes[3]) and "reference" in fig.axes[1].get_title()

@@ -86,7 +86,7 @@ class FakeDG:
         sketch = draw_sketch(lm[0])[None]
         image = np.stack([sketch[0], sketch[0] // 2, enc.image[0, ..., 2] // 2], axis=-1)[None]
         return Reenactment(enc.image, lm, enc.id_feature, np.zeros((1, 136), np.float32), lm, lm, sketch,
-                           enc.style_code, image, "demo", self.weights)
+                           enc.style_code, image, "demo", self.weights.label, weights_info=self.weights)
 
 
 def _png_bytes(rgb: np.ndarray) -> bytes:
@@ -221,7 +221,7 @@ def test_large_pose_sliders_update_state_and_encode_once():
     gap = app.landmarks[66, 1] - app.landmarks[62, 1]
     assert gap > 10  # the mouth is open (IOD of the mean face is about 73 px)
     assert dg.encode_calls == 1 and dg.generate_calls == 4 and dg.reenact_calls == 0
-    assert app.result.weights is dg.weights and not app.result.weights.trained  # the typed record, not a label
+    assert app.result.weights_info is dg.weights and app.result.weights == dg.weights.label  # the typed record
     # the DG output shown is untrained: red banner burnt in; the raw image is kept without it
     shown = app.panels["DG output"].array
     assert shown[2, 128, 0] >= 190 and not np.array_equal(shown, app.image)
