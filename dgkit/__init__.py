@@ -71,7 +71,7 @@ _LAZY = {
     "AlignedFace": "dgkit.reenact",
     "reenact_photos": "dgkit.reenact",
     "PhotoReenactment": "dgkit.reenact",
-    "contact_sheet": "dgkit.reenact",
+    "contact_sheet": "dgkit.sheet",
     "reenact_video": "dgkit.reenact",
     "iter_reenact_video": "dgkit.reenact",
     "VideoReport": "dgkit.reenact",

@@ -1,7 +1,7 @@
 """The ``dgkit`` command line. Each feature module registers its own sub-command.
 
     dgkit weights status|download|install    weight files (dgkit.weights)
-    dgkit reenact SOURCE REFERENCE -o OUT    photos and videos (dgkit.reenact)
+    dgkit reenact SOURCE REFERENCE -o OUT    photos and videos (dgkit.reenact_cli)
     dgkit figure CONFIG.json -o STEM         paper figures from a recorded configuration (dgkit.figures)
     dgkit prepare-data ...                   training sets (dgkit.training.prepare)
     dgkit train idsg|rfg ...                 training (dgkit.training.cli)
@@ -27,7 +27,7 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM
 # module -> function(subparsers) that adds its sub-command(s)
 _COMMANDS = [
     ("dgkit.weights", "register_cli"),
-    ("dgkit.reenact", "register_cli"),
+    ("dgkit.reenact_cli", "register_cli"),
     ("dgkit.figures", "register_cli"),
     ("dgkit.training.prepare", "register_cli"),
     ("dgkit.training.cli", "register_cli"),

@@ -209,9 +209,9 @@ def interpolation_strip(result: Any, *, rows: Sequence[str] = ("reference", "ske
             raise InputError(f"unknown row {row!r}; use 'reference', 'sketch' or 'image'")
     what = "identity" if hasattr(result, "id_features") else "landmark code"
     method = {"landmarks": "reference landmarks interpolated, then encoded"}.get(result.method, result.method)
-    untrained = ("sketch", "image") if viz.is_untrained(result.weights) else ()
+    untrained = ("sketch", "image") if viz.is_untrained(result) else ()
     return _strip([f"t = {t:.2f}" for t in result.ts], content, untrained_rows=untrained,
-                  title=title or f"{what} interpolation ({method}; weights: {result.weights})", size=size,
+                  title=title or f"{what} interpolation ({method}; weights: {result.weights.label})", size=size,
                   source=source)
 
 
@@ -233,7 +233,7 @@ def pose_sweep_strip(sweep: Any, *, rows: Sequence[str] = ("reference", "sketch"
         else:
             raise InputError(f"unknown row {row!r}; use 'reference', 'sketch' or 'image'")
     weights = res.weights if res is not None else "no DG run"
-    untrained = ("sketch", "image") if res is not None and viz.is_untrained(res.weights) else ()
+    untrained = ("sketch", "image") if res is not None and viz.is_untrained(res) else ()
     return _strip([f"{sweep.axis} {viz.signed_degrees(a)}" for a in sweep.angles], content, untrained_rows=untrained,
                   title=title or f"{sweep.axis} sweep (weights: {weights})", size=size, source=source)
 
@@ -357,6 +357,23 @@ def _weights_record(dg) -> dict:
         except OSError:
             files[name] = {"path": str(path), "sha256": None}
     return {"label": info.label, "trained": bool(info.trained), "files": files}
+
+
+def weights_from_record(config: Mapping):
+    """The :class:`~dgkit.pipeline.WeightsInfo` a figure configuration (``build_figure``'s config or the
+    exported ``<stem>.json``) records: label, ``trained`` and the weight files' paths.
+
+    Raises:
+        ConfigError: the configuration records no weights (it was not made by :func:`build_figure`).
+    """
+    from .weights import WeightsInfo
+
+    w = config.get("weights") or {}
+    if "label" not in w or "trained" not in w:
+        raise ConfigError("this figure configuration records no weights (label and trained); rebuild it with "
+                          "build_figure")
+    paths = {name: Path(f["path"]) for name, f in (w.get("files") or {}).items() if f.get("path")}
+    return WeightsInfo(str(w["label"]), trained=bool(w["trained"]), paths=paths)
 
 
 def _load_dg_for(spec: Mapping):

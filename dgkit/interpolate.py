@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from .errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .weights import WeightsInfo
 
 Method = Literal["linear", "spherical"]
 
@@ -136,7 +139,7 @@ class CodeInterpolation:
         codes: (T,136) landmark codes.
         decoded_landmarks: (T,68,2) IDSG output; target_landmarks: (T,68,2) after eye correction.
         sketches: (T,256,256) uint8; images: (T,256,256,3) uint8 or None when not rendered.
-        weights: weights label ("official", "synthetic (untrained)").
+        weights: the model's :class:`~dgkit.pipeline.WeightsInfo` (``.label``, ``.trained``).
     """
 
     ts: np.ndarray
@@ -147,7 +150,7 @@ class CodeInterpolation:
     target_landmarks: np.ndarray
     sketches: np.ndarray
     images: np.ndarray | None
-    weights: str
+    weights: WeightsInfo
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -180,7 +183,7 @@ def _finish(dg, ts, method, refs, codes, enc, render: bool) -> CodeInterpolation
     chain = dg.run_chain(steps, enc.id_feature, enc.style_code if render else None)
     return CodeInterpolation(ts=ts, method=method, reference_landmarks=steps.landmarks, codes=steps.landmark_code,
                              decoded_landmarks=chain.decoded_landmarks, target_landmarks=chain.target_landmarks,
-                             sketches=chain.sketch, images=chain.image, weights=dg.weights.label)
+                             sketches=chain.sketch, images=chain.image, weights=dg.weights)
 
 
 def interpolate_codes(dg, ref_a_lm: Any, ref_b_lm: Any, ts: Sequence[float] | np.ndarray, method: Method = "linear",
@@ -264,7 +267,8 @@ class IdentityInterpolation:
     """A path between two sources' identities under one reference.
 
     Attributes: ts (T,); method; id_features (T,4096); style_codes (T,128); target_landmarks (T,68,2);
-    sketches (T,256,256) uint8; images (T,256,256,3) uint8 or None; weights label.
+    sketches (T,256,256) uint8; images (T,256,256,3) uint8 or None; weights: the model's
+    :class:`~dgkit.pipeline.WeightsInfo`.
     """
 
     ts: np.ndarray
@@ -274,7 +278,7 @@ class IdentityInterpolation:
     target_landmarks: np.ndarray
     sketches: np.ndarray
     images: np.ndarray | None
-    weights: str
+    weights: WeightsInfo
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -309,7 +313,7 @@ def interpolate_identity(dg, source_a: Any, source_b: Any, reference_lm: Any, ts
     chain = dg.run_chain(ref, ids, styles if render else None)
     return IdentityInterpolation(ts=t, method=method, id_features=ids, style_codes=styles,
                                  target_landmarks=chain.target_landmarks, sketches=chain.sketch, images=chain.image,
-                                 weights=dg.weights.label)
+                                 weights=dg.weights)
 
 
 # --- pose sweeps --------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import copy
 import functools
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -123,8 +123,11 @@ class Reenactment:
         style_code: (N,128) RFG style code of the source.
         image: (N,256,256,3) uint8 RGB reenacted faces.
         sketch_intensity: "demo" or "train".
-        weights: label of the weights used ("official", "synthetic (untrained)", ...).
+        weights: label of the weights used ("official", "synthetic (untrained)", ...), kept a plain string so
+            results compare and print as before; ``weights_info.label``.
         precision: numeric precision of the model that made it ("fp32", "tf32", "bf16", "fp16").
+        weights_info: the :class:`WeightsInfo` of the model that made it (``.trained`` is False for synthetic
+            weights: their images need the UNTRAINED banner, see :func:`dgkit.viz.is_untrained`).
     """
 
     source_image: np.ndarray
@@ -139,6 +142,7 @@ class Reenactment:
     sketch_intensity: str = "demo"
     weights: str = "official"
     precision: str = "fp32"
+    weights_info: WeightsInfo = field(default_factory=lambda: WeightsInfo("official", trained=True))
 
     def __len__(self) -> int:
         return len(self.image)
@@ -579,7 +583,7 @@ class DualGenerator(nn.Module):
             landmark_code=chain.reference.landmark_code, decoded_landmarks=chain.decoded_landmarks,
             target_landmarks=chain.target_landmarks, sketch=chain.sketch, style_code=enc.style_code,
             image=chain.image, sketch_intensity=chain.sketch_intensity, weights=self.weights.label,
-            precision=self.precision,
+            precision=self.precision, weights_info=self.weights,
         )
 
 

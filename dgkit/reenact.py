@@ -6,7 +6,7 @@
                 --alignment_matrix / align_face--> AlignedFace(crop (256,256,3), crop_landmarks (68,3) crop px)
 
     reenact_photos(source, reference, dg=dg)  -> PhotoReenactment (DG result + baselines, every intermediate)
-    contact_sheet(result)                     -> one labelled RGB image of all stages
+    add_dg(result, dg)                        -> the same faces and baselines, with DG's result added
     reenact_video(source, driving, "out.mp4", dg=dg) -> VideoReport (streams frames, constant memory)
     iter_reenact_video(source, driving, dg=dg)       -> VideoFrame per driving frame (for notebooks)
 
@@ -16,14 +16,17 @@ driving frame is aligned with its *own* ArcFace matrix, as the released demo did
 so the reference landmarks the networks see are always in crop px.
 
 Without a DG model (``dg=None``) the baselines of :mod:`dgkit.baselines` still give an image: the source crop
-warped onto the relative-3D target. The command line is ``dgkit reenact SOURCE REFERENCE -o OUT``.
+warped onto the relative-3D target. Every result carries the :class:`~dgkit.pipeline.WeightsInfo` of the
+weights that made it (``result.weights.trained`` False: the images need the UNTRAINED banner).
+
+The contact sheet of every stage is :func:`dgkit.sheet.contact_sheet`; the command line
+``dgkit reenact SOURCE REFERENCE -o OUT`` is :mod:`dgkit.reenact_cli`.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
-import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -37,38 +40,33 @@ import numpy as np
 
 from .align import align_face, alignment_matrix
 from .baselines import naive_transfer, relative_transfer_3d, warp_to_landmarks
-from .device import resolve_device
-from .errors import InputError, NoFaceError, OutputExistsError, VideoError, WeightsNotFoundError
+from .errors import InputError, NoFaceError, VideoError
 from .face68 import CROP_SIZE
 from .io import (
-    IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
     ImageSource,
     _refuse_protected,  # the writers' rule, checked before the slow work
-    check_input_file,
-    is_video_path,
     iter_video_frames,
-    make_output_folder,
     read_image,
     video_info,
-    write_image,
 )
-from .sketch import draw_sketch
+from .viz import stamp_untrained
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pipeline import DualGenerator, Reenactment, SourceEncoding
+    from .weights import WeightsInfo
 
 __all__ = [
     "AlignedFace",
     "PhotoReenactment",
     "VideoFrame",
     "VideoReport",
-    "contact_sheet",
+    "add_dg",
     "iter_reenact_video",
     "prepare_face",
     "reenact_photos",
     "reenact_video",
-    "register_cli",
+    "weights_of",
 ]
 
 NO_DG_LABEL = "none (baselines only)"
@@ -184,6 +182,9 @@ def prepare_face(photo: ImageSource, *, backend="auto") -> AlignedFace:
 
 
 # --- two photos ----------------------------------------------------------------------------------------------
+WarpTarget = Literal["dg", "relative3d"]
+
+
 @dataclass
 class PhotoReenactment:
     """A source photo reenacted with a reference photo's pose and expression; every stage kept.
@@ -193,19 +194,22 @@ class PhotoReenactment:
         dg: the DG :class:`~dgkit.pipeline.Reenactment` (batch of 1) or None when no model was given.
         baselines: ``"naive"`` (68,2) the reference's crop landmarks as target; ``"relative3d"`` (68,2) the
             source's shape moved by the reference's pose/expression (crop px); ``"warp"`` (256,256,3) uint8 the
-            source crop warped onto the DG target (onto ``"relative3d"`` without DG or with untrained weights).
-        weights_label: ``dg.weights.label`` ("official", "synthetic (untrained)") or "none (baselines only)".
-        weights_trained: False for synthetic weights or without DG (images from them need a warning label).
+            source crop warped onto the target ``warp_target`` names.
+        weights: :class:`~dgkit.pipeline.WeightsInfo` of the DG weights (``dg.weights``), or
+            ``WeightsInfo("none (baselines only)", trained=False)`` without DG; ``weights.trained`` False means
+            the DG images need the UNTRAINED banner.
         notes: messages for the user (from both faces and from the run).
+        warp_target: ``"dg"`` when the warp baseline follows DG's target (trained weights), ``"relative3d"``
+            otherwise (no DG, or untrained weights whose targets are a collapsed blob).
     """
 
     source: AlignedFace
     reference: AlignedFace
     dg: Reenactment | None
     baselines: dict[str, np.ndarray]
-    weights_label: str
+    weights: WeightsInfo
     notes: list[str] = field(default_factory=list)
-    weights_trained: bool = False
+    warp_target: WarpTarget = "relative3d"
 
     @property
     def image(self) -> np.ndarray:
@@ -218,23 +222,32 @@ class PhotoReenactment:
         return self.dg.target_landmarks[0] if self.dg is not None else self.baselines["relative3d"]
 
 
-def _weights(dg: DualGenerator | None) -> tuple[str, bool]:
-    """(label, trained) of a model; no model counts as untrained."""
-    if dg is None:
-        return NO_DG_LABEL, False
-    return dg.weights.label, bool(dg.weights.trained)
+def weights_of(dg: DualGenerator | None) -> WeightsInfo:
+    """The :class:`~dgkit.pipeline.WeightsInfo` of a model; without a model, ``"none (baselines only)"``, which
+    counts as untrained (there is no DG result to trust)."""
+    if dg is not None:
+        return dg.weights
+    from .weights import WeightsInfo
+
+    return WeightsInfo(NO_DG_LABEL, trained=False)
 
 
-def reenact_photos(source: ImageSource, reference: ImageSource, *, dg: DualGenerator | None = None,
-                   backend="auto", sketch_intensity: str | None = None) -> PhotoReenactment:
+_NO_DG_NOTE = "no DG model given: showing the baselines only (load one with dgkit.load_dg())"
+
+
+def reenact_photos(source: ImageSource | AlignedFace, reference: ImageSource | AlignedFace, *,
+                   dg: DualGenerator | None = None, backend="auto",
+                   sketch_intensity: str | None = None) -> PhotoReenactment:
     """Give the source photo's person the reference photo's head pose and expression.
 
-    Both photos are detected and aligned (:func:`prepare_face`). DG (if given) runs on the source crop and
-    the reference's crop landmarks (x, y). The baselines always run: ``naive`` and ``relative3d`` target
-    landmarks, and ``warp``, the source crop warped onto DG's target (or onto ``relative3d`` without DG).
+    Both photos are detected and aligned (:func:`prepare_face`; an :class:`AlignedFace` is used as given). The
+    baselines always run: ``naive`` and ``relative3d`` target landmarks, and ``warp``, the source crop warped
+    onto the relative-3D target. DG (if given) then runs on the source crop and the reference's crop landmarks
+    (x, y) through :func:`add_dg`.
 
     Args:
-        source, reference: photos (paths, RGB arrays or PIL images).
+        source, reference: photos (paths, RGB arrays or PIL images) or :class:`AlignedFace` from
+            :func:`prepare_face`.
         dg: a :class:`~dgkit.pipeline.DualGenerator` (``dgkit.load_dg(...)``) or None for baselines only.
         backend: landmark backend for both photos.
         sketch_intensity: "demo" or "train" for this call only (None keeps ``dg.sketch_intensity``).
@@ -244,121 +257,50 @@ def reenact_photos(source: ImageSource, reference: ImageSource, *, dg: DualGener
 
     Example:
         >>> r = reenact_photos("me.jpg", "pose.jpg", dg=dgkit.load_dg(allow_synthetic=True))
-        >>> dgkit.io.write_image("sheet.png", contact_sheet(r))
+        >>> dgkit.io.write_image("sheet.png", dgkit.sheet.contact_sheet(r))
     """
-    src = prepare_face(source, backend=backend)
-    ref = prepare_face(reference, backend=backend)
+    src = source if isinstance(source, AlignedFace) else prepare_face(source, backend=backend)
+    ref = reference if isinstance(reference, AlignedFace) else prepare_face(reference, backend=backend)
     notes = [f"source: {n}" for n in src.notes] + [f"reference: {n}" for n in ref.notes]
-    run = None
-    if dg is not None:
-        run = dg.reenact(src.crop, ref.crop_landmarks[None, :, :2], sketch_intensity=sketch_intensity)
     relative = relative_transfer_3d(src.crop_landmarks, ref.crop_landmarks)
-    label, trained = _weights(dg)
-    # untrained IDSG targets are a collapsed blob: warping onto them would teach nothing
-    target = run.target_landmarks[0] if run is not None and trained else relative
-    baselines = {
-        "naive": naive_transfer(ref.crop_landmarks),
-        "relative3d": relative,
-        "warp": warp_to_landmarks(src.crop, src.crop_landmarks, target),
-    }
-    if dg is None:
-        notes.append("no DG model given: showing the baselines only (load one with dgkit.load_dg())")
-    elif not trained:
-        notes.append(f"DG weights are {label}: the DG image is not a real result")
-    return PhotoReenactment(source=src, reference=ref, dg=run, baselines=baselines, weights_label=label,
-                            notes=notes, weights_trained=trained)
+    baselines = {"naive": naive_transfer(ref.crop_landmarks), "relative3d": relative}
+    if dg is None or not dg.weights.trained:  # with trained weights add_dg warps onto DG's target instead
+        baselines["warp"] = warp_to_landmarks(src.crop, src.crop_landmarks, relative)
+    result = PhotoReenactment(source=src, reference=ref, dg=None, baselines=baselines, weights=weights_of(None),
+                              notes=notes + [_NO_DG_NOTE])
+    return result if dg is None else add_dg(result, dg, sketch_intensity=sketch_intensity)
 
 
-# --- contact sheet -------------------------------------------------------------------------------------------
-_TILE = 256
-_BAR = 22  # title bar height, px
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
+def add_dg(result: PhotoReenactment, dg: DualGenerator, *, sketch_intensity: str | None = None) -> PhotoReenactment:
+    """Run DG on a baselines-only result's faces; returns a new :class:`PhotoReenactment` (``result`` is kept).
 
+    The faces and the ``naive``/``relative3d`` baselines are reused as they are. With trained weights the warp
+    baseline is made onto DG's target (``warp_target="dg"``); with untrained weights (whose targets are a
+    collapsed blob) the relative-3D warp of ``result`` is kept, the very same array. An app can thus show the
+    fast baselines first (``reenact_photos(src, ref)``) and DG when it is done, without computing anything twice.
 
-def _fit(image: np.ndarray, size: int = _TILE) -> tuple[np.ndarray, float, tuple[int, int]]:
-    """Letterbox an RGB image into (size,size,3) on grey; returns (tile, scale, (offset_x, offset_y))."""
-    h, w = image.shape[:2]
-    scale = size / max(h, w)
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    tile = np.full((size, size, 3), 64, np.uint8)
-    ox, oy = (size - nw) // 2, (size - nh) // 2
-    tile[oy:oy + nh, ox:ox + nw] = cv2.resize(image, (nw, nh), interpolation=interp)
-    return tile, scale, (ox, oy)
-
-
-def _dots(tile: np.ndarray, lm: np.ndarray, scale: float = 1.0, offset=(0, 0), colour=(0, 255, 0)) -> np.ndarray:
-    """Draw landmarks (68,2+) given in the un-scaled image's px onto a tile (in place; returns it)."""
-    for x, y in np.asarray(lm)[:, :2] * scale + np.asarray(offset):
-        cv2.circle(tile, (round(x), round(y)), 2, colour, -1, lineType=cv2.LINE_AA)
-    return tile
-
-
-def _titled(tile: np.ndarray, title: str, *, warning: str | None = None) -> np.ndarray:
-    """Add a dark title bar above a (256,256,3) tile; ``warning`` puts a red banner over the tile's top."""
-    tile = tile.copy()
-    if warning:
-        cv2.rectangle(tile, (0, 0), (_TILE - 1, 26), (200, 0, 0), -1)
-        cv2.putText(tile, warning, (6, 19), _FONT, 0.55, (255, 255, 255), 2, cv2.LINE_AA)
-    bar = np.full((_BAR, _TILE, 3), 30, np.uint8)
-    cv2.putText(bar, title, (5, 16), _FONT, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
-    return np.concatenate([bar, tile], axis=0)
-
-
-def _gray(sketch: np.ndarray) -> np.ndarray:
-    return np.repeat(sketch[:, :, None], 3, axis=2)
-
-
-def _placeholder(text: str) -> np.ndarray:
-    tile = np.full((_TILE, _TILE, 3), 90, np.uint8)
-    cv2.putText(tile, text, (20, _TILE // 2), _FONT, 0.5, (230, 230, 230), 1, cv2.LINE_AA)
-    return tile
-
-
-def _sheet_tiles(result: PhotoReenactment) -> list[np.ndarray]:
-    """The eight titled tiles of :func:`contact_sheet`, in reading order."""
-    src, ref = result.source, result.reference
-    tiles = []
-    for face, who in ((src, "source"), (ref, "reference")):
-        fitted, scale, offset = _fit(face.photo)
-        tiles.append(_titled(_dots(fitted, face.landmarks, scale, offset), f"{who} photo ({face.backend})"))
-        tiles.append(_titled(_dots(face.crop.copy(), face.crop_landmarks), f"{who} crop (aligned)"))
-    tiles.append(_titled(_gray(draw_sketch(ref.crop_landmarks[:, :2], kind="reference")), "reference sketch"))
-    if result.dg is not None:
-        tiles.append(_titled(_gray(result.dg.sketch[0]), "target sketch (DG IDSG)"))
-        warning = None if result.weights_trained else "UNTRAINED weights"
-        tiles.append(_titled(result.dg.image[0], f"DG output ({result.dg.sketch_intensity})", warning=warning))
-    else:
-        tiles.append(_titled(_gray(draw_sketch(result.baselines["relative3d"])), "target sketch (relative 3D)"))
-        tiles.append(_titled(_placeholder("no DG model given"), "DG output"))
-    to_dg = result.dg is not None and result.weights_trained
-    warp_title = "warp baseline (to DG target)" if to_dg else "warp baseline (relative 3D)"
-    tiles.append(_titled(result.baselines["warp"], warp_title))
-    return tiles
-
-
-def contact_sheet(result: PhotoReenactment, *, ncols: int = 4) -> np.ndarray:
-    """Every stage of a photo reenactment as one labelled RGB image.
-
-    Tiles (256 px, each with a title): source photo with landmarks, source crop with landmarks, reference
-    photo with landmarks, reference crop, reference sketch, target sketch, DG output (red "UNTRAINED weights"
-    banner when the weights are synthetic) and the warp baseline; a header line names the weights.
-
-    Returns:
-        (H,W,3) uint8 RGB (2 rows x 4 columns by default: 558 x 1024).
+    Args:
+        result: a :class:`PhotoReenactment` made without DG (``result.dg is None``).
+        dg: a :class:`~dgkit.pipeline.DualGenerator`.
+        sketch_intensity: "demo" or "train" for this call only (None keeps ``dg.sketch_intensity``).
     """
-    tiles = _sheet_tiles(result)
-    ncols = max(1, min(ncols, len(tiles)))
-    blank = np.zeros_like(tiles[0])
-    tiles += [blank] * (-len(tiles) % ncols)
-    rows = [np.concatenate(tiles[i:i + ncols], axis=1) for i in range(0, len(tiles), ncols)]
-    grid = np.concatenate(rows, axis=0)
-    header = np.full((26, grid.shape[1], 3), 245, np.uint8)
-    text = f"dgkit reenact - DG weights: {result.weights_label}"
-    if result.notes:
-        text += " | " + result.notes[0]
-    cv2.putText(header, text[:150], (6, 18), _FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    return np.ascontiguousarray(np.concatenate([header, grid], axis=0))
+    if result.dg is not None:
+        raise InputError("add_dg needs a result made without DG (reenact_photos(..., dg=None)); this one has DG "
+                         "already: call reenact_photos with the faces to run another model.")
+    src, ref = result.source, result.reference
+    run = dg.reenact(src.crop, ref.crop_landmarks[None, :, :2], sketch_intensity=sketch_intensity)
+    info = weights_of(dg)
+    baselines, warp_target = dict(result.baselines), result.warp_target
+    if info.trained:
+        baselines["warp"] = warp_to_landmarks(src.crop, src.crop_landmarks, run.target_landmarks[0])
+        warp_target = "dg"
+    elif "warp" not in baselines:
+        baselines["warp"] = warp_to_landmarks(src.crop, src.crop_landmarks, baselines["relative3d"])
+    notes = [n for n in result.notes if n != _NO_DG_NOTE]
+    if not info.trained:
+        notes.append(f"DG weights are {info.label}: the DG image is not a real result")
+    return dataclasses.replace(result, dg=run, baselines=baselines, weights=info, notes=notes,
+                               warp_target=warp_target)
 
 
 # --- videos --------------------------------------------------------------------------------------------------
@@ -403,7 +345,8 @@ class VideoReport:
         output: the written video.
         seconds: wall seconds per stage ("read", "detect", "align", "encode_source", "idsg", "sketch",
             "generator", "warp", "write") and "total".
-        weights_label: DG weights used, or "none (baselines only)".
+        weights: :class:`~dgkit.pipeline.WeightsInfo` of the DG weights used (``"none (baselines only)"``
+            without DG); ``weights.trained`` False: the DG frames carry the UNTRAINED banner.
         notes: messages (source notes, unknown fps, untrained weights, truncated input, audio).
         frames_announced: frames the driving video's container announces (up to ``max_frames``); more than
             ``frames_in`` means the file is truncated or damaged (a note and a warning say so).
@@ -416,7 +359,7 @@ class VideoReport:
     fps: float
     output: Path
     seconds: dict[str, float]
-    weights_label: str
+    weights: WeightsInfo
     notes: list[str] = field(default_factory=list)
     frames_announced: int | None = None
     audio: bool = False
@@ -426,7 +369,7 @@ class VideoReport:
         total = self.seconds.get("total", 0.0)
         speed = f", {self.frames_out / total:.2f} frames/s" if total > 0 else ""
         return (f"{self.frames_in} frames in, {self.frames_out} out, {self.frames_without_face} without a face, "
-                f"{self.fps:g} fps, weights: {self.weights_label}{speed} -> {self.output}")
+                f"{self.fps:g} fps, weights: {self.weights.label}{speed} -> {self.output}")
 
 
 class _Timer:
@@ -668,14 +611,6 @@ def _detected_frames(frames: Iterator[np.ndarray], backend, timer: _Timer, depth
         worker.join(timeout=5)
 
 
-def _untrained_banner(image: np.ndarray) -> np.ndarray:
-    """A copy of a (256,256,3) frame with a red "UNTRAINED weights" strip at the top."""
-    out = image.copy()
-    cv2.rectangle(out, (0, 0), (out.shape[1] - 1, 20), (200, 0, 0), -1)
-    cv2.putText(out, "UNTRAINED weights", (6, 15), _FONT, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
-    return out
-
-
 def _check_video_output(output, protect: list) -> None:
     if Path(output).suffix.lower() not in VIDEO_SUFFIXES:
         raise VideoError(f"cannot write {output}: use a .mp4 or .avi file name for the output video.")
@@ -745,21 +680,21 @@ def reenact_video(
     with VideoWriter(output, fps, (CROP_SIZE, CROP_SIZE), protect=protect, overwrite=overwrite,
                      finish=finish) as writer, \
             _progress(total, progress) as bar:
-        banner = dg is not None and label_untrained and not _weights(dg)[1]
+        info = weights_of(dg)
+        banner = dg is not None and label_untrained and not info.trained
         for item in frames:
             with _Timer(timings).stage("write"):
-                writer.write(_untrained_banner(item.image) if banner else item.image)
+                writer.write(stamp_untrained(item.image, banner))
             n_in += 1
             missing += not item.face_found
             bar.update(1)
         n_out = writer.frames_written
     _note_truncation(driving, total, n_in, notes)
-    label, trained = _weights(dg)
-    if dg is not None and not trained:
-        notes.append(f"DG weights are {label}: the output is not a real result")
+    if dg is not None and not info.trained:
+        notes.append(f"DG weights are {info.label}: the output is not a real result")
     timings["total"] = time.perf_counter() - start
     return VideoReport(frames_in=n_in, frames_out=n_out, frames_without_face=missing, fps=fps, output=Path(output),
-                       seconds=timings, weights_label=label, notes=notes, frames_announced=total,
+                       seconds=timings, weights=info, notes=notes, frames_announced=total,
                        audio=any(n.startswith("audio: kept") for n in notes))
 
 
@@ -789,118 +724,3 @@ def _note_truncation(driving, announced: int, decoded: int, notes: list[str]) ->
                "probably truncated or damaged, so the output is shorter")
     notes.append(message)
     warnings.warn(message, stacklevel=3)
-
-
-# --- command line --------------------------------------------------------------------------------------------
-def add_dg_arguments(p: argparse.ArgumentParser) -> None:
-    """The options that choose the DG model (``--weights --synthetic --device --precision --sketch-intensity``),
-    shared by every command that runs DG; :func:`_cli_load_dg` reads them."""
-    p.add_argument("--weights", default=None, help="folder with the official DG weights (default: search)")
-    p.add_argument("--synthetic", action="store_true",
-                   help="fall back to UNTRAINED synthetic weights when the official ones are missing")
-    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps (default cpu)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "tf32"), default="fp32",
-                   help="numeric precision: fp32 (exact, default), bf16 (faster on GPUs and CPUs with native "
-                        "bfloat16), fp16 / tf32 (GPU only)")
-    p.add_argument("--sketch-intensity", choices=("demo", "train"), default="demo",
-                   help="sketch line value fed to the generator: demo (1/255, as released) or train (1.0)")
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``dgkit reenact SOURCE REFERENCE -o OUT`` (photo -> PNG, video -> video)."""
-    p = subparsers.add_parser(
-        "reenact", help="reenact a source photo with a reference photo or a driving video",
-        description="Give the SOURCE photo's person the pose and expression of REFERENCE (a photo or a video). "
-                    "A photo reference writes an image (the DG output, or with --sheet a contact sheet of every "
-                    "stage); a video reference (.mp4, .avi, .mov, ...) writes a 256x256 video.")
-    p.add_argument("source", help="source photo (the identity)")
-    p.add_argument("reference", help="reference photo or driving video (the pose and expression)")
-    p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg) or video (.mp4, .avi)")
-    p.add_argument("--sheet", action="store_true", help="photo: write the contact sheet of all stages")
-    p.add_argument("--backend", default="auto", help="landmark backend: auto, mediapipe, fan, fan2d")
-    add_dg_arguments(p)
-    p.add_argument("--baseline-only", action="store_true", help="no DG: write the warp baseline")
-    p.add_argument("--batch-size", type=int, default=8, help="video: frames per DG batch (default 8)")
-    p.add_argument("--smoothing", type=float, default=0.0, help="video: landmark EMA factor in [0,1) (default 0)")
-    p.add_argument("--max-frames", type=int, default=None, help="video: stop after N frames")
-    p.add_argument("--on-no-face", choices=("hold", "source"), default="hold",
-                   help="video frames without a face: repeat the last output (hold) or show the source crop")
-    p.add_argument("--no-progress", action="store_true", help="video: no progress bar")
-    p.add_argument("--no-audio", action="store_true",
-                   help="video: write no sound (default: keep the driving video's audio, cut to the frames written)")
-    p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists (default: refuse)")
-    p.set_defaults(func=_cli_reenact)
-
-
-def _cli_load_dg(args: argparse.Namespace):
-    """The DG model the command line asked for (None with --baseline-only)."""
-    if getattr(args, "baseline_only", False):
-        return None
-    from .pipeline import load_dg
-
-    try:
-        return load_dg(args.weights, device=args.device, sketch_intensity=args.sketch_intensity,
-                       allow_synthetic=args.synthetic, precision=args.precision)
-    except WeightsNotFoundError as exc:
-        raise WeightsNotFoundError(
-            f"{exc}\nTo try the pipeline anyway, add --synthetic (UNTRAINED weights: the images are noise-like) "
-            "or --baseline-only (warp baseline, no DG); to get the real weights run `dgkit weights download`."
-        ) from None
-
-
-def _check_cli_paths(args: argparse.Namespace, video: bool) -> None:
-    out = Path(args.output).suffix.lower()
-    if video and out not in VIDEO_SUFFIXES:
-        raise InputError(f"the reference is a video, so the output must be a video: use {args.output!r} with "
-                         f"one of {tuple(VIDEO_SUFFIXES)}.")
-    if not video and out not in IMAGE_SUFFIXES:
-        raise InputError(f"the reference is a photo, so the output must be an image ({', '.join(IMAGE_SUFFIXES)}); "
-                         f"got {args.output!r}.")
-    if is_video_path(args.source):
-        raise InputError(f"SOURCE must be a photo (the identity), got the video {args.source!r}.")
-    # everything that can be checked is checked before the slow work (loading weights, detecting faces)
-    check_input_file(args.source, "source photo")
-    check_input_file(args.reference, "driving video" if video else "reference photo")
-    _refuse_protected(Path(args.output), [args.source, args.reference])
-    if Path(args.output).exists() and not args.force:
-        raise OutputExistsError(f"{args.output} exists already; add --force to replace it, or choose another "
-                                "output path.")
-    make_output_folder(Path(args.output).parent)
-    if not args.baseline_only:
-        resolve_device(args.device)
-
-
-def _cli_reenact(args: argparse.Namespace) -> int:
-    video = is_video_path(args.reference)
-    _check_cli_paths(args, video)
-    dg = _cli_load_dg(args)
-    label, trained = _weights(dg)
-    if dg is not None and not trained:
-        print(f"dgkit: warning: DG weights are {label}: the DG output is NOT a real result")
-    if video:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UserWarning)
-            report = reenact_video(args.source, args.reference, args.output, dg=dg, backend=args.backend,
-                                   batch_size=args.batch_size, smoothing=args.smoothing,
-                                   progress=not args.no_progress, max_frames=args.max_frames,
-                                   on_no_face=args.on_no_face, audio=not args.no_audio, overwrite=args.force)
-        ours = set()
-        for w in caught:  # dgkit's own warnings as one line each; anything else as Python shows it
-            if str(w.message) in report.notes:
-                ours.add(str(w.message))
-                print(f"dgkit: warning: {w.message}", file=sys.stderr)
-            else:
-                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-        print(f"reenact: {report.summary()}")
-        for note in report.notes:
-            if note not in ours:
-                print(f"  note: {note}")
-        return 0
-    result = reenact_photos(args.source, args.reference, dg=dg, backend=args.backend)
-    image = contact_sheet(result) if args.sheet else result.image
-    out = write_image(args.output, image, protect=[args.source, args.reference], overwrite=args.force)
-    what = "contact sheet" if args.sheet else ("DG output" if result.dg is not None else "warp baseline")
-    print(f"reenact: 1 frame, 0 faces missing, weights: {label}; wrote the {what} to {out}")
-    for note in result.notes:
-        print(f"  note: {note}")
-    return 0

@@ -87,25 +87,61 @@ def signed_degrees(angle: float) -> str:
     return f"{value:+d}°" if value else "0°"
 
 
-def is_untrained(weights: Any) -> bool:
-    """True for a weights label/info of untrained weights (``dg.weights``, ``dg``, a label string or a bool)."""
-    if isinstance(weights, bool):
-        return weights
-    if hasattr(weights, "weights") and not isinstance(weights, str):  # a DualGenerator
-        weights = weights.weights
-    if hasattr(weights, "trained"):
-        return not bool(weights.trained)
-    label = str(weights).lower()
-    return "untrained" in label or "synthetic" in label
+def is_untrained(obj: Any) -> bool:
+    """Whether ``obj`` comes from untrained weights, read from a typed ``.trained`` flag, never from a label.
+
+    ``obj``: a :class:`~dgkit.pipeline.WeightsInfo`, anything carrying one as ``.weights`` (a
+    :class:`~dgkit.pipeline.DualGenerator`, a :class:`~dgkit.reenact.PhotoReenactment`, a video report, an
+    interpolation, ...) or as ``.weights_info`` (a :class:`~dgkit.pipeline.Reenactment`), or a bool.
+    """
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if hasattr(obj, "trained") and hasattr(obj, "label"):
+        return not bool(obj.trained)
+    info = getattr(obj, "weights_info", None) or getattr(obj, "weights", None)
+    if info is not None and hasattr(info, "trained"):
+        return not bool(info.trained)
+    raise InputError(f"cannot tell whether a {type(obj).__name__} comes from trained weights: give a WeightsInfo "
+                     "(dg.weights), an object carrying one as .weights, or a bool")
 
 
-# --- the one UNTRAINED mark -----------------------------------------------------------------------------------
+# --- the UNTRAINED mark: one function for images, one for figures ---------------------------------------------
 UNTRAINED_GID = "untrained-banner"
+UNTRAINED_RGB: tuple[int, int, int] = (192, 0, 0)
+"""The banner's colour in images (RGB), the same red as :data:`UNTRAINED_COLOR`."""
 
 
-def add_untrained_banner(ax: Axes, text: str = UNTRAINED_LABEL) -> None:
-    """Stamp a red "UNTRAINED weights" banner across the top of one axis (font sized to fit the axis; the
-    short form "UNTRAINED" on narrow cells)."""
+def stamp_untrained(image: Any, untrained: bool = True) -> np.ndarray:
+    """The UNTRAINED mark for **images**: a copy of an RGB (or grey) uint8 image with a red "UNTRAINED weights"
+    banner burnt into its top rows (RGB out), so screenshots, saved PNGs, contact sheets and video frames keep the
+    warning. The band is ``max(12, H // 12)`` rows high; the text shrinks to fit narrow images.
+
+    ``untrained=False`` returns ``image`` itself, unchanged, so callers can pass ``is_untrained(result)`` through.
+    The input is never modified. For matplotlib or plotly figures use :func:`mark_untrained`.
+    """
+    if not untrained:
+        return image
+    import cv2
+
+    out = np.array(image, dtype=np.uint8, copy=True)
+    if out.ndim == 2:
+        out = np.repeat(out[..., None], 3, axis=2)
+    h, w = out.shape[:2]
+    band = max(12, h // 12)
+    out[:band] = UNTRAINED_RGB
+    scale = band / 30.0
+    (tw, th), _ = cv2.getTextSize(UNTRAINED_LABEL, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    if tw > w - 4:  # narrow image: shrink the text to fit
+        scale *= (w - 4) / tw
+        (tw, th), _ = cv2.getTextSize(UNTRAINED_LABEL, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    org = (max(2, (w - tw) // 2), (band + th) // 2)
+    cv2.putText(out, UNTRAINED_LABEL, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def _axis_banner(ax: Axes) -> None:
+    """A red "UNTRAINED weights" banner across the top of one axis (font sized to fit the axis; the short form
+    "UNTRAINED" on narrow cells)."""
     if any(t.get_gid() == UNTRAINED_GID for t in ax.texts):
         return
     spec = ax.get_subplotspec()
@@ -114,8 +150,7 @@ def add_untrained_banner(ax: Axes, text: str = UNTRAINED_LABEL) -> None:
         width_in = 0.92 * ax.figure.get_figwidth() * (spec.colspan.stop - spec.colspan.start) / ncols
     else:
         width_in = ax.get_position().width * ax.figure.get_figwidth()
-    if width_in < 1.45 and text == UNTRAINED_LABEL:
-        text = "UNTRAINED"
+    text = "UNTRAINED" if width_in < 1.45 else UNTRAINED_LABEL
     ax.text(0.5, 0.98, text, transform=ax.transAxes, ha="center", va="top", fontsize=MIN_FONTSIZE,
             fontweight="bold", color="white", clip_on=False,
             bbox={"boxstyle": "square,pad=0.2", "facecolor": UNTRAINED_COLOR, "edgecolor": "none", "alpha": 0.9},
@@ -123,8 +158,8 @@ def add_untrained_banner(ax: Axes, text: str = UNTRAINED_LABEL) -> None:
 
 
 def has_untrained_banner(obj: Any) -> bool:
-    """Whether :func:`mark_untrained` / :func:`add_untrained_banner` marked an axis, a matplotlib figure (the
-    figure or any of its axes) or a plotly figure."""
+    """Whether :func:`mark_untrained` marked an axis, a matplotlib figure (the figure or any of its axes) or a
+    plotly figure."""
     if hasattr(obj, "layout") and hasattr(obj, "data"):  # plotly
         return any(getattr(a, "name", "") == UNTRAINED_GID for a in (obj.layout.annotations or ()))
     texts = list(getattr(obj, "texts", []))
@@ -143,22 +178,19 @@ def untrained_note(what: str = "") -> str:
 
 
 def mark_untrained(obj: Any, untrained: bool = True, *, what: str = "") -> Any:
-    """Mark anything made with untrained weights; returns ``obj`` (images: a marked copy).
+    """The UNTRAINED mark for **figures**; returns ``obj`` (marked in place, idempotent).
 
-    * matplotlib ``Axes``: a red banner across its top (:func:`add_untrained_banner`);
-    * matplotlib ``Figure``: a red line above the title saying the values come from random networks;
-    * plotly figure: the same line as a red annotation above the plot;
-    * an RGB/grey uint8 image array: a copy with a red banner burnt into its top rows
-      (:func:`stamp_banner`), so that screenshots and saved PNGs keep the warning.
+    * matplotlib ``Axes``: a red "UNTRAINED weights" banner across its top (an image panel made by a network);
+    * matplotlib ``Figure``: a red line above the title saying what comes from random networks (``what``);
+    * plotly figure: the same line as a red annotation above the plot.
 
-    ``untrained=False`` returns ``obj`` unchanged, so callers can pass ``is_untrained(dg)`` through.
+    ``untrained=False`` returns ``obj`` unchanged, so callers can pass ``is_untrained(result)`` through.
+    For image arrays use :func:`stamp_untrained` (the banner burnt into the pixels).
     """
     if not untrained:
         return obj
-    if isinstance(obj, np.ndarray):
-        return stamp_banner(obj)
     if hasattr(obj, "transAxes"):
-        add_untrained_banner(obj)
+        _axis_banner(obj)
         return obj
     if hasattr(obj, "layout") and hasattr(obj, "data"):  # plotly
         if not has_untrained_banner(obj):
@@ -177,29 +209,9 @@ def mark_untrained(obj: Any, untrained: bool = True, *, what: str = "") -> Any:
                          color=UNTRAINED_COLOR, fontweight="bold")
             obj._suptitle.set_gid(UNTRAINED_GID)
         return obj
-    raise InputError(f"mark_untrained cannot mark a {type(obj).__name__}; give an Axes, a Figure, a plotly "
-                     "figure or a uint8 image")
-
-
-def stamp_banner(image: Any, text: str = UNTRAINED_LABEL, color: tuple[int, int, int] = (192, 0, 0)) -> np.ndarray:
-    """A copy of an RGB (or grey) uint8 image with a coloured banner and white ``text`` across its top
-    (RGB out). The input is never modified."""
-    import cv2
-
-    out = np.array(image, dtype=np.uint8, copy=True)
-    if out.ndim == 2:
-        out = np.repeat(out[..., None], 3, axis=2)
-    h, w = out.shape[:2]
-    band = max(12, h // 12)
-    out[:band] = color
-    scale = band / 30.0
-    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    if tw > w - 4:  # narrow image: shrink the text to fit
-        scale *= (w - 4) / tw
-        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    org = (max(2, (w - tw) // 2), (band + th) // 2)
-    cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
-    return out
+    hint = " (an image array: use stamp_untrained)" if isinstance(obj, np.ndarray) else ""
+    raise InputError(f"mark_untrained cannot mark a {type(obj).__name__}{hint}; give a matplotlib Axes or Figure "
+                     "or a plotly figure")
 
 
 # --- figure creation and the house-style pass -----------------------------------------------------------------
@@ -235,7 +247,7 @@ def show_image(ax: Axes, image: Any, *, title: str = "", untrained: bool = False
         for spine in ax.spines.values():
             spine.set_visible(False)
     if untrained:
-        add_untrained_banner(ax)
+        mark_untrained(ax)
 
 
 def _renderer(fig: Figure):
@@ -498,7 +510,7 @@ def overlay_landmarks(image: Any, sets: Mapping[str, Any], *, ax: Axes | None = 
         if title:
             ax.set_title(title, fontsize=9)
         if untrained:
-            add_untrained_banner(ax)
+            mark_untrained(ax)
     lims = (ax.get_xlim(), ax.get_ylim())
     draw_landmarks(ax, sets, styles=styles, linewidth=list(linewidths) if linewidths else 1.2)
     ax.set_xlim(*lims[0])
@@ -531,7 +543,7 @@ def stages_figure(result: Any, index: int = 0, *, size: float = 2.4) -> Figure:
         show_image(ax[1], photo.reference.crop, title="reference + landmarks")
         draw_landmarks(ax[1], {"reference": photo.reference.crop_landmarks}, markers=False, linewidth=0.8)
         if dgres is not None:
-            untrained = is_untrained(dgres.weights)
+            untrained = is_untrained(dgres)
             show_image(ax[2], dgres.sketch[index], title="target sketch (IDSG)", untrained=untrained)
             show_image(ax[3], dgres.image[index], title=f"DG output\n({dgres.weights})", untrained=untrained)
         else:
@@ -541,7 +553,7 @@ def stages_figure(result: Any, index: int = 0, *, size: float = 2.4) -> Figure:
             else:
                 ax[2].set_visible(False)
             show_image(ax[3], photo.baselines["warp"], title="warp baseline\n(no DG weights)")
-        fig.suptitle(f"DG stages (weights: {getattr(photo, 'weights_label', 'unknown')})", fontsize=10)
+        fig.suptitle(f"DG stages (weights: {photo.weights.label})", fontsize=10)
         return finish(fig)
 
     required = ("source_image", "reference_landmarks", "sketch", "image")
@@ -551,7 +563,7 @@ def stages_figure(result: Any, index: int = 0, *, size: float = 2.4) -> Figure:
     n = len(result.image)
     if not -n <= index < n:
         raise InputError(f"index {index} out of range for a batch of {n}")
-    untrained = is_untrained(result.weights)
+    untrained = is_untrained(result)
     fig, axes = new_figure(1, 4, size=size)
     ax = axes[0]
     show_image(ax[0], result.source_image[index], title="source (aligned crop)")
@@ -716,7 +728,7 @@ def eye_correction_figure(decoded: Any, corrected: Any, reference: Any, *, image
         artist.remove()
     draw_landmarks(ax[0], {labels[0]: dec, labels[1]: cor}, colors=colours[:2], styles=["--", "-"])
     if untrained:
-        add_untrained_banner(ax[0])
+        mark_untrained(ax[0])
     for k, (name, idx) in enumerate((("eye 36-41 (image left)", list(RIGHT_EYE)),
                                      ("eye 42-47 (image right)", list(LEFT_EYE)))):
         a = ax[k + 1]
@@ -831,7 +843,7 @@ def sketch_hidden_figure(landmarks: Any, *, size: float = 3.4, title: str = "wha
     a.grid(alpha=0.3)
     a.legend(fontsize=MIN_FONTSIZE, loc="lower right")
     if untrained:
-        add_untrained_banner(a)
+        mark_untrained(a)
     show_image(ax[1], draw_sketch(lm, kind="target"), title="target sketch (generator input)", untrained=untrained)
     fig.suptitle(title, fontsize=10)
     return finish(fig, untrained=untrained, what="the landmarks")
@@ -1007,7 +1019,7 @@ def _code_bars(ax: Axes, code: Any, title: str, untrained: bool) -> None:
     ax.set_xticks([])
     ax.set_box_aspect(1)
     if untrained:
-        add_untrained_banner(ax)
+        mark_untrained(ax)
 
 
 def dg_overview_figure(result: Any, *, size: float = 1.9) -> Figure:
@@ -1030,7 +1042,7 @@ def dg_overview_figure(result: Any, *, size: float = 1.9) -> Figure:
     run = getattr(result, "dg", None)
     if run is None:
         raise InputError("dg_overview_figure needs a PhotoReenactment made with a DualGenerator (result.dg is None)")
-    untrained = is_untrained(run.weights)
+    untrained = is_untrained(run)
     from matplotlib.figure import Figure as _Figure
 
     ratios = [1, 0.55, 1, 0.55, 1, 0.55, 1, 0.55, 1]
@@ -1066,7 +1078,7 @@ def dg_overview_figure(result: Any, *, size: float = 1.9) -> Figure:
     panel[1][1].set_yticks([])
     panel[1][1].set_title("identity (1,4096)\n-> IDSG decoder", fontsize=9)
     if untrained:
-        add_untrained_banner(panel[1][1])
+        mark_untrained(panel[1][1])
     _arrow_axis(arrows[1][1], "style encoder\n(same source)\n(1,128)")
     _code_bars(panel[1][2], run.style_code[0], "style code (1,128)", untrained)
     _arrow_axis(arrows[1][2], "RFG generator\nsketch (top right)\n+ style code")

@@ -14,7 +14,7 @@ without a browser: tests set a slider's ``.value`` or call a loader and check th
 
 Images are shown as fixed-size ``ipywidgets.Image`` PNGs that keep their aspect ratio; rows wrap on narrow
 windows. DG images made with untrained (synthetic) weights carry a red "UNTRAINED weights" banner burnt into
-the pixels (:func:`dgkit.viz.mark_untrained`), so screenshots keep the warning.
+the pixels (:func:`dgkit.viz.stamp_untrained`), so screenshots keep the warning.
 
 Responsiveness: after a slider move the apps show the fast panels at once (landmarks, 3D plot, sketches, the
 warp baseline) and the DG face when the generator has finished, in a worker thread; a newer slider value
@@ -39,7 +39,7 @@ import ipywidgets as W
 import numpy as np
 
 from .errors import DgkitError, ImageReadError, InputError
-from .viz import UNTRAINED_LABEL, mark_untrained, stamp_banner
+from .viz import is_untrained, stamp_untrained
 
 __all__ = [
     "ImagePicker",
@@ -48,13 +48,11 @@ __all__ = [
     "CameraWidget",
     "error_message",
     "image_to_png",
-    "stamp_banner",
     "sketch_with_hidden",
     "InterpolationApp",
     "side_by_side",
 ]
 
-UNTRAINED_TEXT = UNTRAINED_LABEL
 PANEL_SIZE = 256  # displayed side of every stage image (px)
 _ERROR_STYLE = "color:#C00000;font-weight:bold"
 
@@ -207,7 +205,7 @@ class _PanelApp(_Snapshot):
         """Show a finished DG face (banner when untrained) and count the update."""
         self.image = image
         label = f"DG output ({self.dg.weights.label})" if hasattr(self.dg, "weights") else "DG output"
-        self.panels["DG output"].show(mark_untrained(image, self.untrained), label, warn=self.untrained)
+        self.panels["DG output"].show(stamp_untrained(image, self.untrained), label, warn=self.untrained)
         self._busy.done(f"ready (DG face {time.perf_counter() - started:.1f} s)")
         self.n_updates += 1
         self.error = ""
@@ -606,7 +604,9 @@ class ReenactApp(_PanelApp, W.VBox):
         self._finished_at = -1e9
         self.message = W.HTML("")
         self.panels = {name: _Panel(name) for name in self.STAGES}
-        label = "none (baselines only)" if dg is None else dg.weights.label
+        from .reenact import weights_of
+
+        label = weights_of(dg).label
         self.weights_info = W.HTML(f"DG weights: <b>{html.escape(label)}</b>")
         self.button.on_click(self._on_click)
         super().__init__([
@@ -637,8 +637,7 @@ class ReenactApp(_PanelApp, W.VBox):
 
     def run(self) -> bool:
         """Detect, align and reenact the current pair; update the panels. Returns False on an error."""
-        from .baselines import relative_transfer_3d, warp_to_landmarks
-        from .reenact import reenact_photos
+        from .reenact import add_dg, reenact_photos
 
         if self.source.image is None or self.reference.image is None:
             return self._fail(InputError("choose both a source and a reference image first."))
@@ -647,19 +646,20 @@ class ReenactApp(_PanelApp, W.VBox):
         self.button.disabled = True
         try:
             with self._busy:
-                # phase 1 (fast): both faces and the weight-free warp; named errors
+                # phase 1 (fast): both faces and the weight-free baselines; named errors
                 src = self._prepare(self.source, "source")
                 ref = self._prepare(self.reference, "reference")
                 for name in ("sketch", "DG output"):
                     self.panels[name].clear("computing")
+                result = reenact_photos(src, ref)  # the faces are used as given: nothing is detected twice
                 self.panels["source"].show(src.crop, "source")
                 self.panels["reference"].show(ref.crop, "reference")
-                relative = relative_transfer_3d(src.crop_landmarks, ref.crop_landmarks)
-                self.panels["warp baseline"].show(warp_to_landmarks(src.crop, src.crop_landmarks, relative),
-                                                  "warp baseline (relative 3D)")
-                self._busy.working("DG face")
-                # phase 2 (slow): DG
-                result = reenact_photos(src.photo, ref.photo, dg=self.dg, backend=self.backend)
+                self.panels["warp baseline"].show(*self._warp(result))
+                if self.dg is not None:
+                    self._busy.working("DG face")
+                    # phase 2 (slow): DG on the same faces; the baselines (and, with untrained weights, the warp)
+                    # of phase 1 are kept, not made again
+                    result = add_dg(result, self.dg)
                 self._show(result)
         except Exception as exc:  # noqa: BLE001 - errors are shown inline, never as a traceback
             self.result, self.images = None, {}
@@ -683,13 +683,11 @@ class ReenactApp(_PanelApp, W.VBox):
         return False
 
     @staticmethod
-    def _warp(result) -> tuple[np.ndarray | None, str]:
-        """The warp baseline and its caption (``reenact_photos`` warps onto the DG target with trained weights,
-        onto the relative-3D target otherwise, because untrained DG targets are noise)."""
-        trained = bool(getattr(result, "weights_trained", False))
-        if result.dg is not None and trained:
-            return result.baselines.get("warp"), "warp baseline (to DG target)"
-        return result.baselines.get("warp"), "warp baseline (relative 3D)"
+    def _warp(result) -> tuple[np.ndarray, str]:
+        """The warp baseline of a :class:`~dgkit.reenact.PhotoReenactment` and its caption (it follows DG's
+        target with trained weights, the relative-3D target otherwise: ``result.warp_target``)."""
+        to = "to DG target" if result.warp_target == "dg" else "relative 3D"
+        return result.baselines["warp"], f"warp baseline ({to})"
 
     def _show(self, result) -> None:
         from .sketch import draw_sketch
@@ -697,10 +695,10 @@ class ReenactApp(_PanelApp, W.VBox):
         imgs: dict[str, np.ndarray | None] = {"source": result.source.crop, "reference": result.reference.crop}
         out = result.dg
         if out is not None:
-            untrained = not bool(getattr(result, "weights_trained", False))
-            imgs["sketch"] = mark_untrained(out.sketch[0], untrained)
-            imgs["DG output"] = mark_untrained(out.image[0], untrained)
-            caption_dg, warn = (f"DG output ({out.weights})", untrained)
+            untrained = is_untrained(result)
+            imgs["sketch"] = stamp_untrained(out.sketch[0], untrained)
+            imgs["DG output"] = stamp_untrained(out.image[0], untrained)
+            caption_dg, warn = (f"DG output ({result.weights.label})", untrained)
             caption_sk, warn_sk = "sketch (IDSG target)", untrained
         else:
             imgs["sketch"] = draw_sketch(result.reference.crop_landmarks[:, :2], kind="reference")
@@ -779,7 +777,7 @@ class LargePoseApp(_PanelApp, W.VBox):
         self.source_landmarks = None if source_landmarks is None else check_landmarks(source_landmarks)
         self.encoding = dg.encode_source(source_crop)  # once: sliders change only the reference
         self.source_crop = self.encoding.image[0]
-        self.untrained = not bool(getattr(getattr(dg, "weights", None), "trained", True))
+        self.untrained = is_untrained(dg)
         self.landmarks = self.reference.copy()
         self.pose = head_pose(self.reference)
         self.branch, self.hidden = "frontal", ()
@@ -954,7 +952,7 @@ class LargePoseApp(_PanelApp, W.VBox):
             source_image=enc.image, reference_landmarks=chain.reference.landmarks, id_feature=enc.id_feature,
             landmark_code=chain.reference.landmark_code, decoded_landmarks=chain.decoded_landmarks,
             target_landmarks=chain.target_landmarks, sketch=chain.sketch, style_code=enc.style_code, image=image,
-            sketch_intensity=chain.sketch_intensity, weights=getattr(getattr(self.dg, "weights", None), "label", "unknown"),
+            sketch_intensity=chain.sketch_intensity, weights=self.dg.weights.label, weights_info=self.dg.weights,
             precision=getattr(self.dg, "precision", "fp32"))
         self._show_face(image[0], t0)
         return True
@@ -991,7 +989,7 @@ class InterpolationApp(_PanelApp, W.VBox):
         self._source = source
         self._explorers: dict[str, CodePathExplorer] = {}
         self._faces: dict[tuple[str, float], np.ndarray] = {}
-        self.untrained = not bool(getattr(getattr(dg, "weights", None), "trained", True))
+        self.untrained = is_untrained(dg)
         self.frame = None
         self.image: np.ndarray | None = None
         self.error = ""
@@ -1043,7 +1041,7 @@ class InterpolationApp(_PanelApp, W.VBox):
         self.frame = frame
         self.panels["reference"].show(draw_sketch(frame.reference_landmarks[0], "reference"),
                                       f"reference (points interpolated), t = {t:.2f}")
-        self.panels["sketch"].show(mark_untrained(frame.sketches[0], self.untrained), f"target sketch ({path})",
+        self.panels["sketch"].show(stamp_untrained(frame.sketches[0], self.untrained), f"target sketch ({path})",
                                    warn=self.untrained)
         self.error, self.message.value = "", ""
         return True

@@ -269,10 +269,17 @@ def test_dg_rows_are_labelled_untrained(synthetic_dg, tmp_path):
     by = {r.method: r for r in res.rows}
     assert set(by) == set(ev.METHODS)
     assert by["dg"].untrained and by["dg"].weights == synthetic_dg.weights.label
-    assert "untrained" in by["naive"].identity_encoder
+    assert "untrained" in by["naive"].identity_encoder and by["naive"].identity_untrained
     assert by["warp"].target_from == "relative3d" and not by["warp"].untrained
     assert by["warp"].pose_error == by["relative3d"].pose_error  # the same image, measured once
     assert "[UNTRAINED]" in ev.markdown_table(res.rows)
+    # the weights columns are derived from the typed WeightsInfo and read back to the same one (CSV and JSON)
+    from dgkit.weights import WeightsInfo
+
+    for name in ("results.csv", "results.json"):
+        back = {r.method: r for r in ev.read_results(tmp_path / name)}
+        assert back["dg"].weights_info == WeightsInfo(synthetic_dg.weights.label, trained=False)
+        assert back["naive"].weights_info.trained and back["warp"].weights_info == by["warp"].weights_info
 
 
 # --- tables and the plot ------------------------------------------------------------------------------------
@@ -283,7 +290,7 @@ def _rows():
         rows.append(R(pair_id=f"p{yaw}", method="dg", untrained=True, weights="synthetic (untrained)", ref_yaw=yaw,
                       detected=False, failure="no face found on the output", identity_cosine=0.9))
         rows.append(R(pair_id=f"p{yaw}", method="naive", weights="none (weight-free)", ref_yaw=yaw, detected=True,
-                      identity_encoder="vggface-fc7 (synthetic (untrained))",
+                      identity_encoder="vggface-fc7 (synthetic (untrained))", identity_untrained=True,
                       pose_error=abs(yaw) / 10, yaw_error=abs(yaw) / 5, nme_target=0.01 * (1 + abs(yaw) / 30),
                       identity_cosine=0.99))
     return rows

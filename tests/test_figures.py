@@ -86,7 +86,7 @@ def exported(synthetic_dg, tmp_path_factory):
     return folder, photo, fig, paths
 
 
-def test_export_writes_every_format_and_the_config(exported, synthetic_weights):
+def test_export_writes_every_format_and_the_config(exported, synthetic_weights, synthetic_dg):
     _, photo, fig, paths = exported
     assert [p.name for p in paths] == ["grid.png", "grid.pdf", "grid.svg", "grid.json"]
     assert all(p.stat().st_size > 0 for p in paths)
@@ -100,6 +100,10 @@ def test_export_writes_every_format_and_the_config(exported, synthetic_weights):
     assert all(len(f["sha256"]) == 64 for f in config["weights"]["files"].values())
     assert {"dgkit", "torch"} <= set(config["versions"]) and config["export"]["dpi"] == 60
     assert config["seeds"]["synthetic_weights"] == 1234
+    info = figures.weights_from_record(config)  # the JSON record round-trips to the typed WeightsInfo
+    assert info == synthetic_dg.weights and info.trained is False
+    with pytest.raises(ConfigError, match="records no weights"):
+        figures.weights_from_record({"figure": "source_reference_grid"})
     png = np.asarray(Image.open(paths[0]))
     assert png.shape[1] == round(fig.get_figwidth() * 60)
 

@@ -10,6 +10,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from dgkit import viz
 from dgkit.errors import DgkitError, InputError
 from dgkit.live import (ArraySource, CameraError, CameraSource, FrameSource, LiveEngine, OneEuroFilter,
                         OneEuroParams, PushSource, Slot, VideoFileSource, compose_panels, parse_smoothing)
@@ -229,6 +230,7 @@ def test_no_face_frames_are_counted_and_shown(synthetic_dg, sample_face):
     stats = eng.run()
     assert (stats.processed, stats.no_face, stats.dropped) == (3, 1, 0)
     assert eng.latest().face_found and eng.latest().sketch.shape == (256, 256)
+    assert eng.latest().weights is synthetic_dg.weights and not eng.latest().weights.trained  # which weights
 
 
 def test_stop_and_restart(synthetic_dg, sample_face):
@@ -262,7 +264,7 @@ def test_generator_and_warp_run_behind_and_record(synthetic_dg, sample_face, tmp
     assert not eng.weights.trained
     latest = eng.latest()
     assert latest.dg_image.shape == (256, 256, 3) and 0 <= latest.dg_index <= latest.index
-    assert (latest.dg_image[3, 100] == (200, 0, 0)).all()  # the red UNTRAINED banner is burnt in
+    assert (latest.dg_image[3, 100] == viz.UNTRAINED_RGB).all()  # the red UNTRAINED banner is burnt in
     info = dgkit.video_info(tmp_path / "session.mp4")
     assert info.frame_count == 6 and (info.width, info.height) == (1024, 278)
 

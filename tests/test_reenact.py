@@ -15,6 +15,8 @@ import pytest
 
 from dgkit import cli
 from dgkit import reenact as rn
+from dgkit import viz
+from dgkit.sheet import contact_sheet
 from dgkit.errors import ImageReadError, InputError, NoFaceError, VideoError
 from dgkit.io import VideoWriter, make_test_video, sample_image, video_info, write_image
 
@@ -119,19 +121,20 @@ def test_prepare_face_unreadable_files(tmp_path):
 def test_reenact_photos_baselines_only(astronaut):
     reference = cv2.flip(astronaut, 1)
     r = rn.reenact_photos(astronaut, reference, backend="mediapipe")
-    assert r.dg is None and r.weights_label == "none (baselines only)" and not r.weights_trained
+    assert r.dg is None and r.weights.label == "none (baselines only)" and not r.weights.trained
+    assert r.warp_target == "relative3d"
     assert r.baselines["naive"].shape == (68, 2) and r.baselines["relative3d"].shape == (68, 2)
     assert r.baselines["warp"].shape == (256, 256, 3) and r.baselines["warp"].dtype == np.uint8
     np.testing.assert_allclose(r.baselines["naive"], r.reference.crop_landmarks[:, :2], atol=1e-4)
     assert r.image is r.baselines["warp"]
     assert any("baselines only" in n for n in r.notes)
-    sheet = rn.contact_sheet(r)
+    sheet = contact_sheet(r)
     assert sheet.ndim == 3 and sheet.shape[2] == 3 and sheet.dtype == np.uint8
     assert sheet.shape[1] == 4 * 256
 
 
 def _red_banner_pixels(sheet: np.ndarray) -> int:
-    red = (sheet[..., 0] == 200) & (sheet[..., 1] == 0) & (sheet[..., 2] == 0)
+    red = np.all(sheet == viz.UNTRAINED_RGB, axis=-1)
     return int(red.sum())
 
 
@@ -145,13 +148,45 @@ def test_reenact_photos_with_dg(astronaut, synthetic_dg):
     assert r.dg.image.shape == (1, 256, 256, 3) and r.dg.sketch.shape == (1, 256, 256)
     np.testing.assert_allclose(r.dg.reference_landmarks[0], r.reference.crop_landmarks[:, :2], atol=1e-4)
     np.testing.assert_array_equal(r.dg.source_image[0], r.source.crop)
-    assert r.weights_label == "synthetic (untrained)" and not r.weights_trained
+    assert r.weights is synthetic_dg.weights and r.dg.weights_info is synthetic_dg.weights and not r.weights.trained
+    assert r.warp_target == "relative3d"  # untrained targets are a blob: the warp stays on the relative-3D one
     np.testing.assert_array_equal(r.image, r.dg.image[0])
     assert np.array_equal(r.target_landmarks, r.dg.target_landmarks[0])
-    sheet = rn.contact_sheet(r)
-    assert _red_banner_pixels(sheet) > 1000  # the UNTRAINED banner over the DG tile
-    no_dg = rn.contact_sheet(rn.PhotoReenactment(r.source, r.reference, None, r.baselines, "none", []))
+    sheet = contact_sheet(r)
+    assert _red_banner_pixels(sheet) > 2000  # the UNTRAINED banner over the target-sketch and DG tiles
+    no_dg = contact_sheet(rn.PhotoReenactment(r.source, r.reference, None, r.baselines, rn.weights_of(None), []))
     assert _red_banner_pixels(no_dg) == 0
+
+
+@pytest.mark.slow
+def test_add_dg_reuses_the_faces_and_baselines(astronaut, synthetic_dg, monkeypatch):
+    """The baselines-only result of phase 1 is reused by add_dg: no face is detected and no warp made twice."""
+    import dataclasses
+
+    from dgkit.weights import WeightsInfo
+
+    src = rn.prepare_face(astronaut, backend="mediapipe")
+    ref = rn.prepare_face(cv2.flip(astronaut, 1), backend="mediapipe")
+    warps = []
+    real_warp = rn.warp_to_landmarks
+    monkeypatch.setattr(rn, "warp_to_landmarks", lambda *a, **k: warps.append(1) or real_warp(*a, **k))
+    monkeypatch.setattr(rn, "prepare_face", lambda *a, **k: pytest.fail("an AlignedFace must not be detected again"))
+    base = rn.reenact_photos(src, ref)
+    assert base.source is src and base.dg is None and len(warps) == 1
+    untrained = rn.add_dg(base, synthetic_dg)
+    assert len(warps) == 1 and untrained.baselines["warp"] is base.baselines["warp"]  # the very same array
+    assert untrained.warp_target == "relative3d" and untrained.weights is synthetic_dg.weights
+    assert not any("baselines only" in n for n in untrained.notes) and base.dg is None  # base is kept as it was
+    # trained weights: the warp follows DG's target instead (made once, here)
+    trained = dataclasses.replace(synthetic_dg.weights, label="trained (test)", trained=True)
+    monkeypatch.setattr(synthetic_dg, "weights", trained)
+    with_target = rn.add_dg(base, synthetic_dg)
+    assert len(warps) == 2 and with_target.warp_target == "dg" and with_target.weights is trained
+    assert with_target.baselines["warp"] is not base.baselines["warp"]
+    assert isinstance(with_target.weights, WeightsInfo) and not viz.is_untrained(with_target)
+    assert _red_banner_pixels(contact_sheet(with_target)) == 0  # trained: no banner
+    with pytest.raises(InputError, match="without DG"):
+        rn.add_dg(with_target, synthetic_dg)
 
 
 # --- videos ---------------------------------------------------------------------------------------------------
@@ -160,7 +195,7 @@ def test_video_frame_count_and_fps(tmp_path, video, astronaut):
     report = rn.reenact_video(astronaut, video, out, backend="mediapipe", progress=False)
     assert (report.frames_in, report.frames_out, report.frames_without_face) == (6, 6, 0)
     assert report.fps == pytest.approx(10.0) and report.output == out
-    assert report.weights_label == "none (baselines only)"
+    assert report.weights.label == "none (baselines only)" and not report.weights.trained
     assert {"read", "detect", "align", "warp", "write", "total"} <= set(report.seconds)
     info = video_info(out)
     assert info.frame_count == 6 and info.fps == pytest.approx(10.0) and (info.width, info.height) == (256, 256)
@@ -248,6 +283,23 @@ def test_video_with_dg_encodes_source_once(tmp_path, source_face, synthetic_dg, 
     np.testing.assert_array_equal(np.stack([f.sketch for f in frames[:2]]), expected.sketch)
     np.testing.assert_allclose(np.stack([f.target_landmarks for f in frames[:2]]), expected.target_landmarks,
                                atol=1e-4)
+
+
+@pytest.mark.slow
+def test_video_with_untrained_dg_carries_weights_and_banner(tmp_path, astronaut, synthetic_dg):
+    """The report names the WeightsInfo that made the video and every DG frame has the UNTRAINED banner."""
+    from dgkit.io import iter_video_frames
+
+    drive = make_test_video(tmp_path / "drive.mp4", n_frames=2, fps=6.0)
+    report = rn.reenact_video(astronaut, drive, tmp_path / "out.mp4", dg=synthetic_dg, backend="mediapipe",
+                              batch_size=2, progress=False, audio=False)
+    assert report.weights is synthetic_dg.weights and not report.weights.trained
+    assert any("not a real result" in n for n in report.notes) and "synthetic (untrained)" in report.summary()
+    frames = list(iter_video_frames(report.output))
+    assert len(frames) == 2
+    for frame in frames:  # the red band survives the video codec (to within its colour error)
+        band = frame[3:16, 2:20].reshape(-1, 3).mean(0)  # left of the text
+        assert band[0] > 150 and band[1] < 70 and band[2] < 70, band
 
 
 def test_video_output_never_overwrites_input(tmp_path, video, astronaut):

@@ -8,6 +8,7 @@ import pytest
 from dgkit import viz
 from dgkit.errors import InputError, LandmarkError
 from dgkit.geometry import lift_to_3d, mean_face_3d, pose_landmarks
+from dgkit.weights import WeightsInfo
 from dgkit.sketch import hidden_points, sketch_branch
 
 
@@ -86,11 +87,11 @@ def test_stages_figure_of_photo_reenactment(reenactment, face):
 
     crop = reenactment.source_image[0]
     aligned = SimpleNamespace(crop=crop, crop_landmarks=face)
-    photo = SimpleNamespace(source=aligned, reference=aligned, dg=reenactment, weights_label="synthetic (untrained)",
+    photo = SimpleNamespace(source=aligned, reference=aligned, dg=reenactment, weights=reenactment.weights_info,
                             baselines={"naive": face[:, :2], "warp": crop})
     fig = viz.stages_figure(photo)
     assert viz.has_untrained_banner(fig.axes[3]) and "reference" in fig.axes[1].get_title()
-    without = SimpleNamespace(**{**vars(photo), "dg": None, "weights_label": "none"})
+    without = SimpleNamespace(**{**vars(photo), "dg": None, "weights": WeightsInfo("none", trained=False)})
     fig = viz.stages_figure(without)
     assert "warp baseline" in fig.axes[3].get_title() and not viz.has_untrained_banner(fig.axes[3])
 
@@ -175,9 +176,13 @@ def test_pca_trajectories_figure_paths_and_variance():
     assert "PC1" in ax.get_xlabel() and "%" in ax.get_xlabel()
 
 
-def test_is_untrained():
-    assert viz.is_untrained("synthetic (untrained)") and not viz.is_untrained("official")
+def test_is_untrained_reads_the_typed_flag_never_a_label(reenactment, synthetic_dg):
+    assert viz.is_untrained(WeightsInfo("official", trained=False))  # the flag decides, not the text
+    assert not viz.is_untrained(WeightsInfo("synthetic (untrained)", trained=True))
+    assert viz.is_untrained(synthetic_dg) and viz.is_untrained(reenactment)  # anything carrying .weights
     assert viz.is_untrained(True) and not viz.is_untrained(False)
+    with pytest.raises(InputError, match="WeightsInfo"):
+        viz.is_untrained("synthetic (untrained)")
 
 
 # --- house style, the UNTRAINED mark, static 3D ----------------------------------------------------------------
@@ -227,9 +232,12 @@ def test_mark_untrained_one_mechanism_for_axes_figures_plotly_and_images(face):
     viz.mark_untrained(p)  # idempotent
     assert sum(a.name == viz.UNTRAINED_GID for a in p.layout.annotations) == 1
     img = np.zeros((64, 64, 3), np.uint8)
-    marked = viz.mark_untrained(img)
+    marked = viz.stamp_untrained(img)  # images: the banner burnt into the pixels
     assert marked is not img and img.max() == 0 and marked[:5].max() > 0 and marked[-5:].max() == 0
-    assert viz.mark_untrained(img, False) is img
+    assert (marked[1, 1] == viz.UNTRAINED_RGB).all()
+    assert viz.stamp_untrained(img, False) is img
+    with pytest.raises(InputError, match="stamp_untrained"):
+        viz.mark_untrained(img)  # figures only
     with pytest.raises(InputError):
         viz.mark_untrained("not a figure")
 

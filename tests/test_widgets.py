@@ -16,7 +16,8 @@ pytest.importorskip("ipywidgets")
 
 from dgkit.errors import LandmarkError  # noqa: E402
 from dgkit.geometry import head_pose, mean_face_3d  # noqa: E402
-from dgkit.pipeline import ChainResult, ReferenceEncoding, Reenactment, SourceEncoding, WeightsInfo  # noqa: E402
+from dgkit.pipeline import ChainResult, ReferenceEncoding, Reenactment, SourceEncoding  # noqa: E402
+from dgkit.weights import WeightsInfo  # noqa: E402
 from dgkit.sketch import draw_sketch  # noqa: E402
 from dgkit.widgets import (  # noqa: E402
     ImagePicker,
@@ -25,8 +26,8 @@ from dgkit.widgets import (  # noqa: E402
     ReenactApp,
     image_to_png,
     sketch_with_hidden,
-    stamp_banner,
 )
+from dgkit.viz import stamp_untrained  # noqa: E402
 
 
 class FakeDG:
@@ -86,7 +87,7 @@ class FakeDG:
         sketch = draw_sketch(lm[0])[None]
         image = np.stack([sketch[0], sketch[0] // 2, enc.image[0, ..., 2] // 2], axis=-1)[None]
         return Reenactment(enc.image, lm, enc.id_feature, np.zeros((1, 136), np.float32), lm, lm, sketch,
-                           enc.style_code, image, "demo", self.weights.label)
+                           enc.style_code, image, "demo", self.weights.label, weights_info=self.weights)
 
 
 def _png_bytes(rgb: np.ndarray) -> bytes:
@@ -112,9 +113,9 @@ def test_image_to_png_round_trips_rgb():
     assert back.shape == (5, 7, 3) and np.array_equal(back, rgb)
 
 
-def test_stamp_banner_marks_top_only_and_keeps_input():
+def test_stamp_untrained_marks_top_only_and_keeps_input():
     img = np.full((256, 256, 3), 100, np.uint8)
-    out = stamp_banner(img)
+    out = stamp_untrained(img)
     assert np.all(img == 100)  # input untouched
     assert (out[:5, :, 0] >= 190).mean() > 0.5 and np.array_equal(out[40:], img[40:])
 
@@ -221,6 +222,7 @@ def test_large_pose_sliders_update_state_and_encode_once():
     gap = app.landmarks[66, 1] - app.landmarks[62, 1]
     assert gap > 10  # the mouth is open (IOD of the mean face is about 73 px)
     assert dg.encode_calls == 1 and dg.generate_calls == 4 and dg.reenact_calls == 0
+    assert app.result.weights_info is dg.weights and app.result.weights == dg.weights.label  # the typed record
     # the DG output shown is untrained: red banner burnt in; the raw image is kept without it
     shown = app.panels["DG output"].array
     assert shown[2, 128, 0] >= 190 and not np.array_equal(shown, app.image)
@@ -287,12 +289,30 @@ def test_reenact_app_needs_two_images():
 
 
 @pytest.mark.slow
-def test_reenact_app_end_to_end_with_synthetic_dg(synthetic_dg):
-    """Detect (mediapipe), align, reenact with the real (synthetic) DG; every stage shown."""
+def test_reenact_app_end_to_end_with_synthetic_dg(synthetic_dg, monkeypatch):
+    """Detect (mediapipe), align, reenact with the real (synthetic) DG; every stage shown, nothing made twice."""
+    import dgkit.landmarks
+    import dgkit.reenact
+
+    counts = {"detect": 0, "warp": 0}
+
+    def counting(module, name):
+        real = getattr(module, name)
+
+        def wrapper(*a, **k):
+            counts[{"detect_faces": "detect", "warp_to_landmarks": "warp"}[name]] += 1
+            return real(*a, **k)
+        monkeypatch.setattr(module, name, wrapper)
+
+    counting(dgkit.landmarks, "detect_faces")
+    counting(dgkit.reenact, "warp_to_landmarks")
     app = ReenactApp(synthetic_dg, backend="mediapipe")
     assert app.source.origin == "sample: astronaut" and app.reference.origin == "sample: astronaut (mirrored)"
     app.button.click()
     assert app.error == "", app.error
+    # two photos detected once each; the phase-1 warp baseline is the one shown at the end (untrained weights)
+    assert counts == {"detect": 2, "warp": 1}
+    assert app.images["warp baseline"] is app.result.baselines["warp"]
     assert set(app.images) == set(ReenactApp.STAGES)
     for name, img in app.images.items():
         assert img.shape[:2] == (256, 256), name
@@ -300,6 +320,7 @@ def test_reenact_app_end_to_end_with_synthetic_dg(synthetic_dg):
     assert "UNTRAINED" in app.panels["DG output"].caption.value.upper() or \
         "untrained" in app.panels["DG output"].caption.value
     assert "relative 3D" in app.panels["warp baseline"].caption.value
+    assert app.result.weights is synthetic_dg.weights and not app.result.weights.trained
     # the mirrored reference's landmarks are the source's, mirrored: same face, opposite yaw sign
     ys, yr = app.result.source.crop_landmarks, app.result.reference.crop_landmarks
     assert abs(head_pose(ys).yaw + head_pose(yr).yaw) < 3

@@ -147,7 +147,7 @@ def binned(rows: Sequence[ResultRow], metric: str, bins: Sequence[float] = YAW_B
 
 
 def _untrained_encoder(rows: Sequence[ResultRow]) -> bool:
-    return any("untrained" in r.identity_encoder or "synthetic" in r.identity_encoder for r in rows)
+    return any(r.identity_untrained for r in rows)
 
 
 def _notes(rows: Sequence[ResultRow]) -> list[str]:

@@ -17,7 +17,8 @@ from pathlib import Path
 from ..errors import InputError
 from ..io import atomic_output
 
-__all__ = ["ResultRow", "METRICS", "read_results", "write_results_csv", "write_results_json", "atomic_write_text"]
+__all__ = ["ResultRow", "METRICS", "weights_columns", "read_results", "write_results_csv", "write_results_json",
+           "atomic_write_text"]
 
 NAN = float("nan")
 
@@ -50,7 +51,9 @@ class ResultRow:
         weights: weights the row's output depends on: the DG weights label for "dg" (and "warp" when it used
             DG's target), "none (weight-free)" for the baselines.
         untrained: the output came from untrained weights: its numbers say nothing about DG.
-        identity_encoder: label of the identity model (its own "untrained" shows in the label).
+        identity_encoder: label of the identity model.
+        identity_untrained: the identity model's weights are untrained (its ``trained`` flag): the identity
+            cosine then means nothing for any method.
         target_from: what landmarks the output was drawn from ("idsg", "naive", "relative3d").
         ref_yaw, ref_pitch, ref_roll: the reference's head pose.
         detected: a face was found on the output. failure: why not (or why the pair could not run).
@@ -69,6 +72,7 @@ class ResultRow:
     weights: str = ""
     untrained: bool = False
     identity_encoder: str = ""
+    identity_untrained: bool = False
     target_from: str = ""
     ref_yaw: float = NAN
     ref_pitch: float = NAN
@@ -94,6 +98,20 @@ class ResultRow:
     @property
     def key(self) -> tuple[str, str]:
         return (self.pair_id, self.method)
+
+    @property
+    def weights_info(self):
+        """The row's weights as a :class:`~dgkit.pipeline.WeightsInfo` (label and ``trained``, no paths): the
+        inverse of :func:`weights_columns`, so rows read back from CSV/JSON give the same answer."""
+        from ..weights import WeightsInfo
+
+        return WeightsInfo(self.weights, trained=not self.untrained)
+
+
+def weights_columns(info) -> dict:
+    """The ``weights`` and ``untrained`` columns of a row, derived from a :class:`~dgkit.pipeline.WeightsInfo`
+    (``ResultRow(..., **weights_columns(dg.weights))``); :attr:`ResultRow.weights_info` reads them back."""
+    return {"weights": info.label, "untrained": not info.trained}
 
 
 _FIELDS = [f.name for f in fields(ResultRow)]

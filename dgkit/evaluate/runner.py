@@ -24,11 +24,12 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import DgkitError, InputError, NoFaceError
-from ..reenact import AlignedFace, _weights, prepare_face
+from ..reenact import AlignedFace, prepare_face, weights_of
 from .metrics import (
     IdentityEncoder,
     VggFaceIdentity,
@@ -41,28 +42,44 @@ from .metrics import (
     ssim,
 )
 from .pairs import Pair, load_image_spec
-from .results import ResultRow, read_results, write_results_csv, write_results_json
+from .results import ResultRow, read_results, weights_columns, write_results_csv, write_results_json
 
-__all__ = ["METHODS", "WEIGHT_FREE", "Evaluation", "evaluate", "method_outputs", "MethodOutput"]
+if TYPE_CHECKING:  # pragma: no cover
+    from ..weights import WeightsInfo
+
+__all__ = ["METHODS", "WEIGHT_FREE_LABEL", "weight_free", "Evaluation", "evaluate", "method_outputs", "MethodOutput"]
 
 METHODS = ("dg", "naive", "relative3d", "warp")
-WEIGHT_FREE = "none (weight-free)"
+WEIGHT_FREE_LABEL = "none (weight-free)"
 RESULTS_CSV = "results.csv"
 RESULTS_JSON = "results.json"
 RUN_JSON = "run.json"
 _SOURCE_CACHE = 4  # prepared sources kept in memory (bounded memory over long pair lists)
 
 
+def weight_free():
+    """The :class:`~dgkit.pipeline.WeightsInfo` of the baselines: no network, so nothing is untrained (their
+    numbers are real whatever DG's weights are)."""
+    from ..weights import WeightsInfo
+
+    return WeightsInfo(WEIGHT_FREE_LABEL, trained=True)
+
+
 @dataclass
 class MethodOutput:
     """One method's output: image (256,256,3) uint8, target landmarks (68,2) crop px, where they came from,
-    and the weights label it depends on."""
+    and the :class:`~dgkit.pipeline.WeightsInfo` of the weights it depends on (:func:`weight_free` for the
+    baselines)."""
 
     image: np.ndarray
     target: np.ndarray
     target_from: str
-    weights: str
-    untrained: bool
+    weights: WeightsInfo
+
+    @property
+    def untrained(self) -> bool:
+        """The output came from untrained weights: its numbers say nothing about DG."""
+        return not self.weights.trained
 
 
 def method_outputs(source: AlignedFace, reference_landmarks: np.ndarray, *, dg=None, encoding=None,
@@ -78,7 +95,8 @@ def method_outputs(source: AlignedFace, reference_landmarks: np.ndarray, *, dg=N
     from ..baselines import naive_transfer, relative_transfer_3d, warp_to_landmarks
 
     ref = np.asarray(reference_landmarks, np.float64)
-    label, trained = _weights(dg)
+    info = weights_of(dg)
+    trained = info.trained
     run = None
     if dg is not None and ("dg" in methods or ("warp" in methods and trained)):
         run = dg.reenact(encoding if encoding is not None else source.crop, ref[None, :, :2])
@@ -92,18 +110,18 @@ def method_outputs(source: AlignedFace, reference_landmarks: np.ndarray, *, dg=N
         if m == "dg":
             if run is None:
                 raise InputError("the 'dg' method needs a DG model (dgkit.load_dg(...)); or leave 'dg' out.")
-            out[m] = MethodOutput(run.image[0], run.target_landmarks[0].astype(np.float64), "idsg", label, not trained)
+            out[m] = MethodOutput(run.image[0], run.target_landmarks[0].astype(np.float64), "idsg", info)
         elif m == "naive":
             target = naive_transfer(ref)
-            out[m] = MethodOutput(warped(target), target, "naive", WEIGHT_FREE, False)
+            out[m] = MethodOutput(warped(target), target, "naive", weight_free())
         elif m == "relative3d":
-            out[m] = MethodOutput(warped(relative), relative, "relative3d", WEIGHT_FREE, False)
+            out[m] = MethodOutput(warped(relative), relative, "relative3d", weight_free())
         elif m == "warp":  # as reenact_photos: DG's target only when it is a trained one
             if run is not None and trained:
                 target = run.target_landmarks[0].astype(np.float64)
-                out[m] = MethodOutput(warped(target), target, "idsg", label, False)
+                out[m] = MethodOutput(warped(target), target, "idsg", info)
             else:
-                out[m] = MethodOutput(warped(relative), relative, "relative3d", WEIGHT_FREE, False)
+                out[m] = MethodOutput(warped(relative), relative, "relative3d", weight_free())
         else:
             raise InputError(f"unknown method {m!r}; choose from {METHODS}.")
     return out
@@ -137,8 +155,8 @@ def _check_methods(methods: Sequence[str]) -> list[str]:
 
 
 def _meta(dg, identity, methods, backend) -> dict:
-    label, trained = _weights(dg)
-    return {"methods": list(methods), "dg_weights": label, "dg_trained": trained,
+    info = weights_of(dg)
+    return {"methods": list(methods), "dg_weights": info.label, "dg_trained": info.trained,
             "identity_encoder": identity.name if identity is not None else "",
             "landmark_backend": str(backend), "tool": "dgkit evaluate"}
 
@@ -286,15 +304,16 @@ def _evaluate_pair(pair: Pair, methods: list[str], *, dg, identity, backend, sou
     src = _prepare_source(pair, dg, identity, backend, sources)
     ref_lm, ref_crop, ref_pose, failure = _reference(pair, backend)
     failure = src.failure or failure
-    label, trained = _weights(dg)
+    info = weights_of(dg)
     base = dict(pair_id=pair.pair_id, source=pair.source, reference=pair.reference, reference_kind=pair.kind,
                 same_person=pair.same_person, group=pair.group, frame=pair.frame,
-                identity_encoder=identity.name if identity is not None else "")
+                identity_encoder=identity.name if identity is not None else "",
+                identity_untrained=identity is not None and not identity.trained)
     if ref_pose is not None:
         base.update(ref_yaw=ref_pose[0], ref_pitch=ref_pose[1], ref_roll=ref_pose[2])
     if failure:  # counted, never skipped: one row per method saying why
-        return [ResultRow(method=m, weights=label if m == "dg" else WEIGHT_FREE, untrained=(m == "dg" and not trained),
-                          failure=failure, **base) for m in methods]
+        return [ResultRow(method=m, **weights_columns(info if m == "dg" else weight_free()), failure=failure, **base)
+                for m in methods]
     outputs = method_outputs(src.face, ref_lm, dg=dg, encoding=src.encoding, methods=methods)
     # methods that drew the very same image (warp = relative3d with untrained DG) are measured once
     unique: dict[bytes, int] = {}
@@ -305,7 +324,7 @@ def _evaluate_pair(pair: Pair, methods: list[str], *, dg, identity, backend, sou
     detections = [detect_faces(image, backend) for image in images]
     rows = []
     for u, (m, o) in zip(index, outputs.items()):
-        row = ResultRow(method=m, weights=o.weights, untrained=o.untrained, target_from=o.target_from, **base)
+        row = ResultRow(method=m, **weights_columns(o.weights), target_from=o.target_from, **base)
         if feats is not None:
             row.identity_cosine = identity_cosine(src.identity, feats[u])
         if pair.same_person and ref_crop is not None:

@@ -94,7 +94,7 @@ def run_window(engine: LiveEngine, *, max_frames: int | None = None, record: str
 # --- command line ----------------------------------------------------------------------------------------------
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``dgkit live``."""
-    from ..reenact import add_dg_arguments
+    from ..reenact_cli import add_dg_arguments
 
     p = subparsers.add_parser(
         "live", help="live reenactment from a camera (or a video played like one)",
@@ -133,7 +133,7 @@ def _source_photo(text: str):
 
 
 def _cli_live(args: argparse.Namespace) -> int:
-    from ..reenact import _cli_load_dg
+    from ..reenact_cli import load_dg_from_args as _cli_load_dg
 
     if args.max_frames is not None and args.max_frames < 1:
         raise InputError(f"--max-frames must be at least 1, got {args.max_frames}")

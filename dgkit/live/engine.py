@@ -44,6 +44,7 @@ from .sources import FrameSource
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..pipeline import DualGenerator
+    from ..weights import WeightsInfo
     from ..reenact import AlignedFace
 
 __all__ = ["LiveEngine", "LiveFrame", "LiveStats", "compose_panels", "Slot"]
@@ -132,6 +133,8 @@ class LiveFrame:
         warp: (256,256,3) uint8 RGB newest warp baseline (the source crop warped onto the weight-free
             relative-3D transfer of the reference; no network), or None.
         warp_index: ``index`` of the frame the warp was made from (-1: none yet).
+        weights: the engine's ``dg.weights`` (:class:`~dgkit.pipeline.WeightsInfo`; ``.trained`` False: the DG
+            face carries the UNTRAINED banner), or None when the model has no weights record.
     """
 
     index: int
@@ -147,6 +150,7 @@ class LiveFrame:
     dg_t_capture: float = float("nan")
     warp: np.ndarray | None = None
     warp_index: int = -1
+    weights: WeightsInfo | None = None
 
 
 @dataclass
@@ -292,7 +296,11 @@ def compose_panels(frame: LiveFrame | None, *, status: str = "", tile: int = 256
     Returns:
         RGB uint8 ``(tile + 22 [+ 22], 4 * tile, 3)``: what the desktop window shows and the recording holds.
     """
-    from ..reenact import _dots, _fit, _gray, _placeholder, _titled
+    from ..sheet import draw_points as _dots
+    from ..sheet import fit_tile as _fit
+    from ..sheet import gray_tile as _gray
+    from ..sheet import placeholder_tile as _placeholder
+    from ..sheet import titled_tile as _titled
 
     if frame is None:
         tiles = [_titled(_placeholder(text), title) for text, title in
@@ -630,6 +638,7 @@ class LiveEngine:
         if previous is not None:  # the slower panels keep their newest finished image
             out.dg_image, out.dg_index, out.dg_t_capture = previous.dg_image, previous.dg_index, previous.dg_t_capture
             out.warp, out.warp_index = previous.warp, previous.warp_index
+        out.weights = self.weights
         self._latest = out
         self._proc_s.append(time.monotonic() - t_start)
         self._processed += 1
@@ -641,11 +650,11 @@ class LiveEngine:
         self._notify("shape", out)
 
     def _generate(self, item) -> np.ndarray:
-        from ..reenact import _untrained_banner
+        from ..viz import stamp_untrained
 
         _, _, sketch, encoding = item
         image = self._timed("generator", self.dg.generate, sketch, encoding.style_code)[0]
-        return _untrained_banner(image) if self.untrained else image
+        return stamp_untrained(image, self.untrained)
 
     def _warp_image(self, item) -> np.ndarray:
         """The weight-free baseline: the source crop warped onto the relative-3D transfer of the reference."""

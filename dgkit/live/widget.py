@@ -245,7 +245,7 @@ def _encode(image: np.ndarray, ext: str) -> bytes:
 
 def camera_panel(frame: LiveFrame, size: int = 256) -> np.ndarray:
     """The camera frame letterboxed to ``size`` with the smoothed landmarks drawn (RGB uint8)."""
-    from ..reenact import _dots, _fit
+    from ..sheet import draw_points as _dots, fit_tile as _fit
 
     tile, scale, offset = _fit(frame.camera, size)
     if frame.image_landmarks is not None:
