@@ -8,8 +8,8 @@ photos and videos, read and write images, and the errors::
     crop, lm = dgkit.align_face(photo_rgb, landmarks68)     # 256x256 ArcFace-aligned crop
     out = dg.reenact(source_crop, reference_landmarks)      # -> Reenactment (numpy arrays, batch first)
 
-Everything else lives in its sub-package: training in ``dgkit.training`` (``prepare_dataset``, ``train_idsg``,
-...), weight files in ``dgkit.weights`` (``weights_status``, ``download_weights``, ...), the single-face
+Everything else lives in its sub-package: training in ``dgkit.training`` (dataset preparation, the IDSG and
+RFG training loops, exporting trained weights), weight files in ``dgkit.weights`` (``weights_status``, ``download_weights``, ...), the single-face
 primitives in ``dgkit.sketch`` / ``dgkit.eyes`` / ``dgkit.align``, pose and expression editing in
 ``dgkit.geometry``, the weight-free baselines in ``dgkit.baselines``.
 
