@@ -9,9 +9,9 @@ photos and videos, read and write images, and the errors::
     out = dg.reenact(source_crop, reference_landmarks)      # -> Reenactment (numpy arrays, batch first)
 
 Everything else lives in its sub-package: training in ``dgkit.training`` (dataset preparation, the IDSG and
-RFG training loops, exporting trained weights), weight files in ``dgkit.weights`` (``weights_status``, ``download_weights``, ...), the single-face
-primitives in ``dgkit.sketch`` / ``dgkit.eyes`` / ``dgkit.align``, pose and expression editing in
-``dgkit.geometry``, the weight-free baselines in ``dgkit.baselines``.
+RFG training loops, exporting trained weights), weight files in ``dgkit.weights`` (``weights_status``,
+``download_weights``, ...), the single-face primitives in ``dgkit.sketch`` / ``dgkit.eyes`` / ``dgkit.align``,
+pose and expression editing in ``dgkit.geometry``, the weight-free baselines in ``dgkit.baselines``.
 
 Names are resolved lazily so that ``import dgkit`` stays fast and optional parts (landmark backends,
 training) only import their dependencies when used. The ``TYPE_CHECKING`` block at the end names every lazy

@@ -72,7 +72,8 @@ def test_mirrored_face_has_opposite_yaw(turned):
 def test_pose_error_wraps_angles():
     lm = dgkit.geometry.mean_face_3d()
     assert ev.pose_errors(lm, (0.0, 0.0, 0.0)).mean == pytest.approx(0.0, abs=1e-6)
-    assert ev.pose_errors(dgkit.geometry.pose_landmarks(lm, 0, 0, 179.0), (0, 0, -179.0)).roll == pytest.approx(2.0, abs=1e-4)
+    rolled = dgkit.geometry.pose_landmarks(lm, 0, 0, 179.0)
+    assert ev.pose_errors(rolled, (0, 0, -179.0)).roll == pytest.approx(2.0, abs=1e-4)
 
 
 def test_nme_of_a_known_shift():
