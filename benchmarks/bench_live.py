@@ -72,7 +72,7 @@ def shape_path_s(dg, encoding, frames, repeats: int) -> float:
         crop = filt(transform_landmarks(lm, alignment_matrix(lm)), i / 15)
         ref = dg.encode_reference(crop[:, :2])
         target = dg.correct_eyes(dg.decode(ref.landmark_code, encoding.id_feature), ref.landmarks)
-        dg.draw_sketches(target)
+        dg.draw(target)
 
     return _median_s(one, repeats)
 
@@ -115,7 +115,7 @@ def main() -> int:
             continue
         face = dgkit.prepare_face(dgkit.sample_image("astronaut"), backend="mediapipe")
         encoding = dg.encode_source(face.crop)
-        sketch = dg.draw_sketches(face.crop_landmarks[None, :, :2])
+        sketch = dg.draw(face.crop_landmarks[None, :, :2])
         gen_s = _median_s(lambda: dg.generate(sketch, encoding.style_code), args.repeats)
         shape_s = shape_path_s(dg, encoding, frames, args.repeats * 4)
         shape_run = run_engine(dg, clip, args.seconds, generator=False)

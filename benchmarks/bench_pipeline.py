@@ -129,7 +129,7 @@ def original_path(dg) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarr
         code = nets.landmark_encoder(torch.from_numpy(refs.reshape(len(refs), -1) / 256).float().to(device))
         decoded = nets.landmark_decoder(code, id_feature).cpu().numpy().reshape(-1, 68, 2) * 256
         target = dg.correct_eyes(decoded, refs)
-        sketch = torch.from_numpy(dg.draw_sketches(target)).to(device).float().gt(0).float().mul(intensity)
+        sketch = torch.from_numpy(dg.draw(target)).to(device).float().gt(0).float().mul(intensity)
         out = nets.generator(sketch[:, None].repeat(1, 3, 1, 1), torch.from_numpy(style).to(device))
         return out.cpu().numpy()
 
@@ -167,13 +167,13 @@ def main(argv: list[str] | None = None) -> int:
         ref = dg.encode_reference(refs)
         decoded = dg.decode(ref.landmark_code, enc.id_feature)
         target = dg.correct_eyes(decoded, refs)
-        sketch = dg.draw_sketches(target)
+        sketch = dg.draw(target)
         x = dg._images_to_tensor(sources)
         with torch.inference_mode():
             stages = {
                 "vgg_face": lambda: dg.vgg(x),
                 "idsg (encoder+decoder)": lambda: dg.decode(dg.encode_reference(refs).landmark_code, enc.id_feature),
-                "sketch (show_map)": lambda: dg.draw_sketches(target),
+                "sketch (show_map)": lambda: dg.draw(target),
                 "style_encoder": lambda: dg.style_encoder(x),
                 "generator": lambda: dg.generate(sketch, enc.style_code),
             }

@@ -44,7 +44,12 @@ _LAZY = {
     "detect_faces": "dgkit.landmarks",
     "FaceDetection": "dgkit.landmarks",
     "align_face": "dgkit.align",
+    "alignment_matrix": "dgkit.align",
     "ARCFACE_TEMPLATE_256": "dgkit.align",
+    # the single-face primitives behind dg's steps (one face at a time; dg.draw / run_chain do batches)
+    "draw_sketch": "dgkit.sketch",
+    "sketch_branch": "dgkit.sketch",
+    "correct_eyes": "dgkit.eyes",
     # images and videos
     "read_image": "dgkit.io",
     "write_image": "dgkit.io",
@@ -64,9 +69,9 @@ _LAZY = {
 }
 
 # sub-modules reachable as attributes after a plain ``import dgkit`` (e.g. ``dgkit.viz.image_grid``)
-_SUBMODULES = {"align", "baselines", "checkpoint", "evaluate", "eyes", "figures", "geometry", "interpolate", "io",
-               "landmarks", "live", "models", "pipeline", "reenact", "sketch", "training", "viz", "weights",
-               "widgets"}
+_SUBMODULES = {"align", "baselines", "checkpoint", "evaluate", "eyes", "face68", "figures", "geometry", "interpolate",
+               "io", "landmarks", "live", "models", "pipeline", "reenact", "sheet", "sketch", "training", "viz",
+               "weights", "widgets"}
 
 __all__ = sorted([*_LAZY, *_error_names, "__version__"])
 
@@ -87,12 +92,14 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # pragma: no cover - for editors and type checkers only: every name of _LAZY and _SUBMODULES
-    from . import (align, baselines, checkpoint, evaluate, eyes, figures, geometry, interpolate, io, landmarks, live,
-                   models, pipeline, reenact, sketch, training, viz, weights, widgets)
-    from .align import ARCFACE_TEMPLATE_256, align_face
+    from . import (align, baselines, checkpoint, evaluate, eyes, face68, figures, geometry, interpolate, io, landmarks,
+                   live, models, pipeline, reenact, sheet, sketch, training, viz, weights, widgets)
+    from .align import ARCFACE_TEMPLATE_256, align_face, alignment_matrix
+    from .eyes import correct_eyes
     from .io import VideoWriter, iter_video_frames, read_image, sample_image, sample_names, video_info, write_image
     from .landmarks import FaceDetection, detect_faces, detect_landmarks
     from .pipeline import (PRECISIONS, SKETCH_INTENSITIES, ChainResult, DualGenerator, Reenactment,
                            ReferenceEncoding, SourceEncoding, load_dg)
+    from .sketch import draw_sketch, sketch_branch
     from .reenact import (AlignedFace, PhotoReenactment, VideoReport, iter_reenact_video, prepare_face,
                           reenact_photos, reenact_video)

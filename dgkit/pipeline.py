@@ -6,10 +6,10 @@
     reference landmarks (N,68,2) crop px --encode_reference--> ReferenceEncoding(landmark_code (N,136))
     decode(landmark_code, id_feature)            -> decoded landmarks (N,68,2) crop px    [IDSG decoder]
     correct_eyes(decoded, reference_landmarks)   -> target landmarks  (N,68,2) crop px    [turn_eye]
-    draw_sketches(target landmarks)              -> sketch (N,256,256) uint8 {0,255}       [show_map]
+    draw(target landmarks)              -> sketch (N,256,256) uint8 {0,255}       [show_map]
     generate(sketch, style_code)                 -> image  (N,256,256,3) uint8 RGB        [RFG generator]
 
-``run_chain`` runs decode -> correct_eyes -> draw_sketches (-> generate) in one call (every caller in dgkit uses it;
+``run_chain`` runs decode -> correct_eyes -> draw (-> generate) in one call (every caller in dgkit uses it;
 without a style code it stops after the sketch: the fast shape-only update a slider needs). ``reenact``
 encodes, chains and returns a :class:`Reenactment` holding every intermediate. Changing only the
 reference reuses a :class:`SourceEncoding`, so VGG-Face and the style encoder run once per source.
@@ -450,7 +450,7 @@ class DualGenerator(nn.Module):
         n = _broadcast(len(dec), len(ref), ("decoded shapes", "references"))
         return _eyes.correct_eyes(_repeat(dec, n), _repeat(ref, n))
 
-    def draw_sketches(self, target_landmarks: np.ndarray) -> np.ndarray:
+    def draw(self, target_landmarks: np.ndarray) -> np.ndarray:
         """Target sketches (N,256,256) uint8 {0,255} of a batch of (N,68,2) crop-pixel landmarks.
 
         The batch form of :func:`dgkit.sketch.draw_sketch` (which draws one sketch, of either kind) with the
@@ -546,7 +546,7 @@ class DualGenerator(nn.Module):
             ref = ReferenceEncoding(_repeat(ref.landmarks, n), _repeat(ref.landmark_code, n))
             target = self.correct_eyes(decoded, ref.landmarks)
         with timer("sketch"):
-            sketch = self.draw_sketches(target)
+            sketch = self.draw(target)
         image = None
         if style_code is not None:
             with timer("generator"):

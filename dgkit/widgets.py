@@ -745,7 +745,7 @@ class LargePoseApp(_PanelApp, W.VBox):
     source is encoded once at construction.
 
     Two phases per change: the shape phase (posed landmarks, 3D plot, sketch, warp baseline and the IDSG
-    target: ``dg.encode_reference``, ``dg.decode``, ``dg.correct_eyes``, ``dg.draw_sketches``; milliseconds) is shown at
+    target: ``dg.encode_reference``, ``dg.decode``, ``dg.correct_eyes``, ``dg.draw``; milliseconds) is shown at
     once; the face phase (``dg.generate``, the slow generator) runs ``debounce`` seconds after the last change in
     a worker thread and only for the newest slider values.
 

@@ -59,7 +59,7 @@ def test_run_chain_equals_the_steps(synthetic_dg, source):
     ref = dg.encode_reference(refs)
     decoded = dg.decode(ref.landmark_code, source.id_feature)
     target = dg.correct_eyes(decoded, refs)
-    sketch = dg.draw_sketches(target)
+    sketch = dg.draw(target)
     assert isinstance(chain, ChainResult) and len(chain) == 2
     np.testing.assert_array_equal(chain.decoded_landmarks, decoded)
     np.testing.assert_array_equal(chain.target_landmarks, target)

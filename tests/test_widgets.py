@@ -58,14 +58,14 @@ class FakeDG:
     def correct_eyes(self, decoded, reference):
         return np.asarray(decoded, np.float32)
 
-    def draw_sketches(self, target):
+    def draw(self, target):
         return np.stack([draw_sketch(t) for t in np.asarray(target).reshape(-1, 68, 2)])
 
     def run_chain(self, reference, id_feature, style_code=None, *, sketch_intensity=None, timer=None):
         ref = reference if isinstance(reference, ReferenceEncoding) else self.encode_reference(reference)
         decoded = self.decode(ref.landmark_code, id_feature)
         target = self.correct_eyes(decoded, ref.landmarks)
-        sketch = self.draw_sketches(target)
+        sketch = self.draw(target)
         image = None if style_code is None else self.generate(sketch, style_code)
         return ChainResult(ref, decoded, target, sketch, image, sketch_intensity or self.sketch_intensity)
 
