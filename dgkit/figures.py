@@ -35,7 +35,6 @@ import io as _io
 import json
 import platform
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +46,8 @@ from .face68 import CROP_SIZE, check_landmarks
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
+
+    from .reenact import AlignedFace
 
 FIGURE_KINDS = ("source_reference_grid", "interpolation_strip", "pose_sweep_strip")
 CONFIG_VERSION = 1
@@ -247,17 +248,6 @@ def array_sha256(array: np.ndarray) -> str:
     return h.hexdigest()
 
 
-@dataclass(frozen=True)
-class ResolvedFace:
-    """A face input after loading: image (H,W,3) uint8, landmarks (68,3) image px, crop (256,256,3) uint8,
-    crop_landmarks (68,3) crop px (z scaled by the alignment scale)."""
-
-    image: np.ndarray
-    landmarks: np.ndarray
-    crop: np.ndarray
-    crop_landmarks: np.ndarray
-
-
 def _variant(image: np.ndarray, variant: str) -> np.ndarray:
     if variant == "none":
         return image
@@ -271,15 +261,16 @@ def _variant(image: np.ndarray, variant: str) -> np.ndarray:
     raise ConfigError(f"unknown face variant {variant!r}; use 'none', 'flip' or 'warm'")
 
 
-def resolve_face(face_spec: dict, *, check: bool = True) -> ResolvedFace:
-    """Load one face spec (``sample`` or ``path``; ``variant``; ``landmarks`` or ``backend`` for detection).
+def resolve_face(face_spec: dict, *, check: bool = True) -> AlignedFace:
+    """Load one face spec (``sample`` or ``path``; ``variant``; ``landmarks`` or ``backend`` for detection) and
+    align it with :func:`dgkit.reenact.prepare_face`.
 
     Fills in ``face_spec["landmarks"]`` (68,3 image px, as a list) when missing, so that the recorded
     configuration rebuilds without detection, and ``face_spec["sha256"]`` (of the image after the variant).
     With ``check``, a recorded sha256 that differs from the loaded image raises ConfigError.
     """
-    from .align import align_face, alignment_matrix, transform_landmarks
     from .io import read_image, sample_image
+    from .reenact import prepare_face
 
     if "sample" in face_spec:
         image = sample_image(face_spec["sample"])
@@ -288,33 +279,27 @@ def resolve_face(face_spec: dict, *, check: bool = True) -> ResolvedFace:
     else:
         raise ConfigError(f"a face needs 'sample' (one of dgkit.io.sample_names()) or 'path', got {face_spec}")
     image = _variant(image, face_spec.setdefault("variant", "none"))
-    if face_spec.get("landmarks") is None:
-        from .landmarks import detect_landmarks
-
-        backend = face_spec.setdefault("backend", "mediapipe")
-        lm = np.asarray(detect_landmarks(image, backend=backend), dtype=np.float64)
-        face_spec["landmarks"] = lm.tolist()
-    lm = np.asarray(face_spec["landmarks"], dtype=np.float64)
-    if lm.shape == (68, 2):
-        lm = np.column_stack([lm, np.zeros(68)])
-    if lm.shape != (68, 3):
-        raise ConfigError(f"face landmarks must be (68,2) or (68,3), got {lm.shape}")
     sha = array_sha256(image)
     if check and face_spec.get("sha256") and face_spec["sha256"] != sha:
         where = face_spec.get("path") or face_spec.get("sample")
         raise ConfigError(f"input face {where!r} changed since the figure was recorded (sha256 differs); "
                           "restore it, or rebuild with check=False to accept the new image")
     face_spec["sha256"] = sha
-    crop, _ = align_face(image, lm)
-    c3 = transform_landmarks(lm, alignment_matrix(lm)).astype(np.float64)
-    return ResolvedFace(image=image, landmarks=lm, crop=crop, crop_landmarks=c3)
+    if face_spec.get("landmarks") is None:
+        face = prepare_face(image, backend=face_spec.setdefault("backend", "mediapipe"))
+        face_spec["landmarks"] = face.landmarks.tolist()
+        return face
+    try:
+        return prepare_face(image, landmarks=face_spec["landmarks"])
+    except InputError as exc:
+        raise ConfigError(f"face landmarks in the figure configuration: {exc}") from None
 
 
 _POSE_KEYS = ("yaw", "pitch", "roll")
 _EXPR_KEYS = ("mouth_open", "eyes_open", "smile")
 
 
-def reference_landmarks(ref_spec: Mapping, faces: Mapping[str, ResolvedFace]) -> np.ndarray:
+def reference_landmarks(ref_spec: Mapping, faces: Mapping[str, AlignedFace]) -> np.ndarray:
     """(68,3) crop-pixel reference landmarks of a reference spec: the face's own, optionally posed and with
     an edited expression."""
     from .geometry import edit_expression, pose_landmarks
@@ -360,7 +345,7 @@ def _weights_record(dg) -> dict:
 
 
 def weights_from_record(config: Mapping):
-    """The :class:`~dgkit.pipeline.WeightsInfo` a figure configuration (``build_figure``'s config or the
+    """The :class:`~dgkit.weights.WeightsInfo` a figure configuration (``build_figure``'s config or the
     exported ``<stem>.json``) records: label, ``trained`` and the weight files' paths.
 
     Raises:
@@ -374,6 +359,22 @@ def weights_from_record(config: Mapping):
                           "build_figure")
     paths = {name: Path(f["path"]) for name, f in (w.get("files") or {}).items() if f.get("path")}
     return WeightsInfo(str(w["label"]), trained=bool(w["trained"]), paths=paths)
+
+
+def _check_weights(recorded: Mapping, now: Mapping) -> None:
+    """Raise ConfigError when a figure's recorded weights (label, files' sha256) differ from the model's."""
+    changes = []
+    if recorded.get("label") and recorded["label"] != now.get("label"):
+        changes.append(f"made with {recorded['label']!r} weights, this model has {now.get('label')!r}")
+    for name, rec in (recorded.get("files") or {}).items():
+        current = (now.get("files") or {}).get(name, {})
+        if rec.get("sha256") and current.get("sha256") and rec["sha256"] != current["sha256"]:
+            changes.append(f"weights file {name!r} differs (recorded sha256 {rec['sha256'][:12]}..., "
+                           f"now {current['sha256'][:12]}... at {current.get('path')})")
+    if changes:
+        raise ConfigError("the figure's recorded weights do not match this model: " + "; ".join(changes)
+                          + ". Rebuild with the weights it was made with (the config's weights 'dir'), or pass "
+                          "check=False (dgkit figure --no-check) to rebuild with these weights and record them.")
 
 
 def _load_dg_for(spec: Mapping):
@@ -390,7 +391,10 @@ def build_figure(spec: Mapping, *, dg=None, check: bool = True) -> tuple[Figure,
     Args:
         spec: the figure spec (not modified).
         dg: a DualGenerator to use; None loads one from ``spec["weights"]``.
-        check: inputs with a recorded sha256 must still match it (see :func:`resolve_face`).
+        check: inputs with a recorded sha256 must still match it (see :func:`resolve_face`), and when the spec
+            is a recorded configuration (its ``weights`` hold a label and files' sha256), the model's weights
+            must match that record; otherwise a ConfigError says what differs. ``check=False`` rebuilds anyway
+            and records the new inputs and weights.
     Returns:
         (figure, config): config is the spec completed with detected landmarks, input sha256s, the weights
         record (label, trained, file sha256), seeds and versions; pass it to :func:`export_figure`.
@@ -413,11 +417,14 @@ def build_figure(spec: Mapping, *, dg=None, check: bool = True) -> tuple[Figure,
     if w["sketch_intensity"] != dg.sketch_intensity:
         raise ConfigError(f"the spec asks for sketch_intensity {w['sketch_intensity']!r} but dg uses "
                           f"{dg.sketch_intensity!r}")
-    w.update(_weights_record(dg))
+    now = _weights_record(dg)
+    if check:
+        _check_weights(w, now)
+    w.update(now)
     params = config.setdefault("params", {})
     size = float(params.setdefault("size", 1.6))
 
-    def face(name: str) -> ResolvedFace:
+    def face(name: str) -> AlignedFace:
         if name not in faces:
             raise ConfigError(f"face {name!r} is not among the figure configuration's faces {sorted(faces)}")
         return faces[name]
@@ -578,25 +585,21 @@ def load_config(json_path: str | Path) -> dict:
     return config
 
 
+def _spec_of(config: Mapping) -> dict:
+    """A recorded configuration as a spec for :func:`build_figure` (what the export added is dropped)."""
+    spec = copy.deepcopy(dict(config))
+    for key in ("versions", "export", "seeds", "config_version"):
+        spec.pop(key, None)
+    return spec
+
+
 def figure_from_config(json_path: str | Path, *, dg=None, check: bool = True) -> Figure:
     """Rebuild the figure recorded in ``<stem>.json`` by :func:`export_figure`.
 
     The recorded landmarks are used (no re-detection). With ``check``, the inputs' sha256 and the weights'
     label and file sha256 must match the record, otherwise a ConfigError says what changed.
     """
-    config = load_config(json_path)
-    spec = copy.deepcopy(config)
-    for key in ("versions", "export", "seeds", "config_version"):
-        spec.pop(key, None)
-    fig, rebuilt = build_figure(spec, dg=dg, check=check)
-    if check:
-        old_w, new_w = config.get("weights", {}), rebuilt.get("weights", {})
-        if old_w.get("label") and old_w.get("label") != new_w.get("label"):
-            raise ConfigError(f"the figure was made with {old_w.get('label')!r} weights, now {new_w.get('label')!r}")
-        for name, rec in (old_w.get("files") or {}).items():
-            now = (new_w.get("files") or {}).get(name, {})
-            if rec.get("sha256") and now.get("sha256") and rec["sha256"] != now["sha256"]:
-                raise ConfigError(f"weights file {name!r} differs from the one the figure was made with")
+    fig, _ = build_figure(_spec_of(load_config(json_path)), dg=dg, check=check)
     return fig
 
 
@@ -607,22 +610,20 @@ def register_cli(subparsers) -> None:
         "figure", help="make a paper figure from a JSON spec, or rebuild one from its exported config",
         description="Build the figure a JSON spec describes (see dgkit.figures) and export it as PNG/PDF/SVG "
                     "plus STEM.json with the recorded configuration. An exported STEM.json is itself a spec: "
-                    "rebuilding it checks that inputs and weights still match their recorded sha256.")
+                    "rebuilding it checks that the input images and the weights (label and files' sha256) still "
+                    "match the record, and stops with a message naming what differs when they do not.")
     p.add_argument("spec", help="JSON spec or exported figure config")
     p.add_argument("-o", "--output", required=True, help="output path without suffix (STEM)")
     p.add_argument("--formats", nargs="+", default=["png", "pdf", "svg"], help="png pdf svg (default: all)")
     p.add_argument("--dpi", type=int, default=300, help="raster resolution (default 300)")
-    p.add_argument("--no-check", action="store_true", help="accept inputs whose sha256 changed")
+    p.add_argument("--no-check", action="store_true",
+                   help="rebuild even when inputs or weights differ from the record (records the new ones)")
     p.add_argument("--force", action="store_true", help="replace existing output files (default: refuse)")
     p.set_defaults(func=_cli_figure)
 
 
 def _cli_figure(args) -> int:
-    config = load_config(args.spec)
-    spec = copy.deepcopy(config)
-    for key in ("versions", "export", "seeds", "config_version"):
-        spec.pop(key, None)
-    fig, full = build_figure(spec, check=not args.no_check)
+    fig, full = build_figure(_spec_of(load_config(args.spec)), check=not args.no_check)
     for path in export_figure(fig, args.output, formats=args.formats, dpi=args.dpi, config=full,
                               overwrite=args.force):
         print(path)

@@ -6,7 +6,7 @@
     reference landmarks (N,68,2) crop px --encode_reference--> ReferenceEncoding(landmark_code (N,136))
     decode(landmark_code, id_feature)            -> decoded landmarks (N,68,2) crop px    [IDSG decoder]
     correct_eyes(decoded, reference_landmarks)   -> target landmarks  (N,68,2) crop px    [turn_eye]
-    draw(target landmarks)                       -> sketch (N,256,256) uint8 {0,255}       [show_map]
+    draw(target landmarks)              -> sketch (N,256,256) uint8 {0,255}       [show_map]
     generate(sketch, style_code)                 -> image  (N,256,256,3) uint8 RGB        [RFG generator]
 
 ``run_chain`` runs decode -> correct_eyes -> draw (-> generate) in one call (every caller in dgkit uses it;
@@ -429,7 +429,11 @@ class DualGenerator(nn.Module):
         return _eyes.correct_eyes(_repeat(dec, n), _repeat(ref, n))
 
     def draw(self, target_landmarks: np.ndarray) -> np.ndarray:
-        """Target sketches (N,256,256) uint8 {0,255} of (N,68,2) crop-pixel landmarks (``show_map`` rules)."""
+        """Target sketches (N,256,256) uint8 {0,255} of a batch of (N,68,2) crop-pixel landmarks.
+
+        The batch form of :func:`dgkit.sketch.draw_sketch` (which draws one sketch, of either kind) with the
+        target rules the generator was trained on.
+        """
         lm = _as_landmark_batch(target_landmarks, "target_landmarks")
         return np.stack([draw_sketch(p, kind="target") for p in lm])
 

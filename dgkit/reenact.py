@@ -146,13 +146,15 @@ def _face_notes(n_faces: int, landmarks: np.ndarray, coverage: float) -> list[st
     return notes
 
 
-def prepare_face(photo: ImageSource, *, backend="auto") -> AlignedFace:
+def prepare_face(photo: ImageSource, *, backend="auto", landmarks: np.ndarray | None = None) -> AlignedFace:
     """Read a photo, find its largest face and ArcFace-align it to DG's 256x256 crop.
 
     Args:
         photo: a file path, an RGB array or a PIL image (anything :func:`dgkit.io.read_image` takes:
             grayscale, RGBA, 16-bit files are converted to RGB uint8).
         backend: landmark backend, ``"auto"``, ``"mediapipe"``, ``"fan"``, ... (see :mod:`dgkit.landmarks`).
+        landmarks: (68,2) or (68,3) image-pixel landmarks of the face to use instead of detecting one (e.g.
+            landmarks recorded earlier); ``backend`` is then not used and ``AlignedFace.backend`` is "given".
 
     Returns:
         :class:`AlignedFace` (photo, image-px and crop-px landmarks, crop, matrix, face count, notes).
@@ -169,16 +171,24 @@ def prepare_face(photo: ImageSource, *, backend="auto") -> AlignedFace:
     from .landmarks import detect_faces
 
     image = read_image(photo)
-    name = _backend_name(backend)
-    faces = detect_faces(image, backend)
-    if not faces:
-        raise NoFaceError(_no_face_message(_describe(photo), image, name))
-    lm = faces[0].landmarks  # largest first
+    if landmarks is not None:
+        lm = np.asarray(landmarks, dtype=np.float64)
+        if lm.shape == (68, 2):
+            lm = np.column_stack([lm, np.zeros(68)])
+        if lm.shape != (68, 3):
+            raise InputError(f"landmarks must be (68,2) or (68,3) image pixels, got shape {lm.shape}")
+        n_faces, found_by = 1, "given"
+    else:
+        name = _backend_name(backend)
+        faces = detect_faces(image, backend)
+        if not faces:
+            raise NoFaceError(_no_face_message(_describe(photo), image, name))
+        lm, n_faces, found_by = faces[0].landmarks, len(faces), faces[0].backend  # largest first
     matrix = alignment_matrix(lm)
     crop, crop_lm = align_face(image, lm)
-    notes = _face_notes(len(faces), lm, _crop_coverage(image.shape, matrix))
+    notes = _face_notes(n_faces, lm, _crop_coverage(image.shape, matrix))
     return AlignedFace(photo=image, landmarks=lm.copy(), crop=crop, crop_landmarks=crop_lm, matrix=matrix,
-                       n_faces=len(faces), backend=faces[0].backend, notes=notes)
+                       n_faces=n_faces, backend=found_by, notes=notes)
 
 
 # --- two photos ----------------------------------------------------------------------------------------------

@@ -11,23 +11,12 @@ CHROMIUM="${DGKIT_CHROMIUM:-/usr/bin/chromium}"
 if [ -x "$CHROMIUM" ]; then
     echo "chromium: already installed ($("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM"))"
 else
-    if [ "$(id -u)" -eq 0 ]; then
-        SUDO=""
-    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        SUDO="sudo -n"
-    else
-        echo "chromium: missing, and this user cannot install system packages (not root, no sudo)." >&2
-        echo "          Ask an administrator to run: apt-get install -y chromium" >&2
+    # shellcheck source=scripts/apt_install.sh
+    source "$(dirname "$0")/apt_install.sh"
+    if ! apt_install chromium chromium; then
+        echo "          (or set DGKIT_CHROMIUM to a chromium executable)" >&2
         exit 1
     fi
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "chromium: missing, and apt-get is not available; install chromium with your system's package manager" >&2
-        echo "          (or set DGKIT_CHROMIUM to its executable)." >&2
-        exit 1
-    fi
-    echo "chromium: installing with apt-get"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium
     "$CHROMIUM" --version
 fi
 

@@ -9,19 +9,12 @@ if command -v Xvfb >/dev/null 2>&1 && command -v xwd >/dev/null 2>&1; then
     echo "xvfb: already installed ($(command -v Xvfb), $(command -v xwd))"
     exit 0
 fi
-if [ "$(id -u)" -eq 0 ]; then
-    SUDO=""
-elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    SUDO="sudo -n"
-else
-    echo "xvfb: missing, and this user cannot install system packages; ask an administrator to run:" >&2
-    echo "      apt-get install -y xvfb x11-apps   (the live window test skips until then)" >&2
+# shellcheck source=scripts/apt_install.sh
+source "$(dirname "$0")/apt_install.sh"
+status=0
+apt_install xvfb xvfb x11-apps || status=$?
+if [ "$status" -eq 3 ]; then
+    echo "      (the live window test skips until then)" >&2
     exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "xvfb: missing and apt-get is not available; install Xvfb and xwd with your package manager" >&2
-    exit 0
-fi
-echo "xvfb: installing xvfb and x11-apps with apt-get"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends xvfb x11-apps
+exit "$status"

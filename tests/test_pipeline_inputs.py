@@ -113,9 +113,9 @@ def test_align_face_bad_input(face):
 
 def test_draw_sketch_bad_input(face):
     with pytest.raises(InputError, match="kind"):
-        dgkit.draw_sketch(face, kind="photo")
+        dgkit.sketch.draw_sketch(face, kind="photo")
     with pytest.raises(LandmarkError, match="NaN"):
-        dgkit.draw_sketch(np.full((68, 2), np.nan))
+        dgkit.sketch.draw_sketch(np.full((68, 2), np.nan))
 
 
 def test_inputs_are_not_modified(synthetic_dg, face, crop):
@@ -182,6 +182,6 @@ def test_fp32_policy_sets_and_restores_cuda_flags():
 @pytest.mark.slow
 def test_synthetic_weights_of_any_seed_are_labelled_untrained(tmp_path):
     # before the folder marker was consulted, any seed but 1234 was labelled "official"
-    dgkit.make_synthetic_weights(tmp_path / "seed7", seed=7)
+    dgkit.weights.make_synthetic_weights(tmp_path / "seed7", seed=7)
     dg = dgkit.load_dg(tmp_path / "seed7")
     assert (dg.weights.label, dg.weights.trained) == ("synthetic (untrained)", False)

@@ -87,3 +87,68 @@ def test_notebooks_have_a_kernelspec_and_small_outputs():
         nb = json.loads(nb_path.read_text())
         assert nb["metadata"]["kernelspec"]["name"] == "python3", nb_path.name
         assert nb_path.stat().st_size < 2_000_000, f"{nb_path.name} is too large to commit"
+
+
+# --- the top-level API ------------------------------------------------------------------------------------------
+def _init_tree():
+    import ast
+
+    return ast.parse((ROOT / "dgkit" / "__init__.py").read_text())
+
+
+def _type_checking_imports() -> tuple[set[str], set[str]]:
+    """(names imported from dgkit's modules, submodules imported) inside ``if TYPE_CHECKING:`` of __init__.py."""
+    import ast
+
+    names, submodules = set(), set()
+    for node in _init_tree().body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            for imp in node.body:
+                assert isinstance(imp, ast.ImportFrom) and imp.level == 1, ast.dump(imp)
+                (submodules if imp.module is None else names).update(a.asname or a.name for a in imp.names)
+    return names, submodules
+
+
+def _literal(name: str):
+    import ast
+
+    for node in _init_tree().body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"{name} not assigned in dgkit/__init__.py")
+
+
+def test_every_top_level_name_is_visible_to_type_checkers():
+    import dgkit
+    import dgkit.errors
+
+    lazy, submodules = _literal("_LAZY"), _literal("_SUBMODULES")
+    typed_names, typed_submodules = _type_checking_imports()
+    assert typed_names == set(lazy)
+    assert typed_submodules == set(submodules)
+    assert set(dgkit.__all__) - set(dgkit.errors.__all__) - {"__version__"} == set(lazy)
+    assert len(dgkit.__all__) == len(set(dgkit.__all__))
+
+
+def test_every_top_level_name_resolves_to_its_module():
+    import importlib
+
+    import dgkit
+
+    for name, module in _literal("_LAZY").items():
+        assert getattr(dgkit, name) is getattr(importlib.import_module(module), name), name
+    for name in _literal("_SUBMODULES"):
+        assert getattr(dgkit, name) is importlib.import_module(f"dgkit.{name}"), name
+    with pytest.raises(AttributeError):
+        dgkit.train_idsg  # training and weight management are not on the top level  # noqa: B018
+
+
+def test_readme_lists_exactly_the_top_level_api():
+    import dgkit
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### The top-level API", 1)[1].split("\n#", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "`" in line]
+    listed = [name for row in rows for name in re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", row.split("|")[2])]
+    assert len(listed) == len(set(listed)), "a name is listed twice"
+    assert set(listed) == set(dgkit.__all__) - {"__version__"}

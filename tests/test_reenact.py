@@ -73,6 +73,18 @@ def test_prepare_face_fields_and_frames(astronaut, source_face):
     np.testing.assert_array_equal(astronaut, sample_image())
 
 
+def test_prepare_face_with_given_landmarks_skips_detection(astronaut, source_face):
+    given = rn.prepare_face(astronaut, landmarks=source_face.landmarks)
+    assert given.backend == "given" and given.n_faces == 1
+    np.testing.assert_array_equal(given.crop, source_face.crop)
+    np.testing.assert_array_equal(given.crop_landmarks, source_face.crop_landmarks)
+    flat = rn.prepare_face(astronaut, landmarks=source_face.landmarks[:, :2])  # (68,2): depth 0
+    np.testing.assert_array_equal(flat.crop, source_face.crop)
+    assert (flat.landmarks[:, 2] == 0).all()
+    with pytest.raises(InputError, match="68,2"):
+        rn.prepare_face(astronaut, landmarks=np.zeros((5, 2)))
+
+
 def test_prepare_face_several_faces_uses_largest(astronaut):
     photo = np.full((512, 1024, 3), 200, np.uint8)
     photo[:, 512:] = astronaut  # the large face on the right

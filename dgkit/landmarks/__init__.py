@@ -7,8 +7,17 @@
 
 Backends (``backend=`` argument): ``"mediapipe"`` (mediapipe 0.10.14 face mesh, runs offline),
 ``"fan"`` / ``"fan2d"`` (face-alignment's FAN, the paper's detector; needs its weight files, never
-downloads them), ``"auto"``. Add one by subclassing :class:`LandmarkBackend` and calling
-:func:`register_backend`. Importing this package loads no model and imports neither mediapipe nor torch.
+downloads them), ``"auto"``. Importing this package loads no model and imports neither mediapipe nor torch.
+
+The backend registry (public; tests use it too)::
+
+    register_backend("mine", MyBackend)         # a LandmarkBackend subclass, or "module:Class" (imported lazily)
+    unregister_backend("mine")
+    registered_backends()                       # every registered name; available_backends(): usable here
+    backend_status()                            # name -> (available, description or what is missing)
+    clear_backend_cache()                       # forget built models and "auto"'s choice (e.g. after adding FAN)
+    with isolated_backend_registry():           # changes inside are undone on exit (registry and cache)
+        ...
 
 Accuracy against real annotated photos: :mod:`dgkit.landmarks.evaluate` (NME over the 51 inner points).
 """
@@ -25,8 +34,11 @@ from .base import (
     backend_status,
     clear_backend_cache,
     get_backend,
+    isolated_backend_registry,
     register_backend,
+    registered_backends,
     resolve_backend,
+    unregister_backend,
 )
 from .mesh68 import MESH_TO_IBUG68, mesh_to_ibug68
 
@@ -42,7 +54,10 @@ __all__ = [
     "detect_faces",
     "detect_landmarks",
     "get_backend",
+    "isolated_backend_registry",
     "mesh_to_ibug68",
     "register_backend",
+    "registered_backends",
     "resolve_backend",
+    "unregister_backend",
 ]

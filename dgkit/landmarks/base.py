@@ -13,9 +13,11 @@ keeps it, so models load on first use only.
 from __future__ import annotations
 
 import abc
+import contextlib
 import importlib
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -153,6 +155,50 @@ def register_backend(name: str, backend: type[LandmarkBackend] | str, *, overwri
         _REGISTRY[name] = backend
         _INSTANCES.pop(name, None)
         _INSTANCES.pop("auto", None)
+
+
+def unregister_backend(name: str) -> None:
+    """Remove a registered backend (and its built instance; "auto" chooses again on its next use).
+
+    Raises:
+        InputError: no backend of that name is registered.
+    """
+    with _LOCK:
+        if name not in _REGISTRY:
+            raise InputError(f"no landmark backend named {name!r} is registered; registered: {sorted(_REGISTRY)}")
+        del _REGISTRY[name]
+        _INSTANCES.pop(name, None)
+        _INSTANCES.pop("auto", None)
+
+
+def registered_backends() -> list[str]:
+    """Names of every registered backend, usable here or not ("auto" excluded); see :func:`backend_status`."""
+    return sorted(_REGISTRY)
+
+
+@contextlib.contextmanager
+def isolated_backend_registry() -> Iterator[None]:
+    """A block with its own copy of the registry and an empty instance cache, both restored on exit.
+
+    Backends registered or unregistered inside, instances built inside and "auto"'s choice inside are all
+    forgotten when the block ends; the process's registry and cache are as they were before. For tests and
+    experiments::
+
+        with isolated_backend_registry():
+            register_backend("mine", MyBackend)
+            detect_landmarks(photo, backend="mine")
+    """
+    with _LOCK:
+        saved = dict(_REGISTRY), dict(_INSTANCES), set(_AUTO_LOGGED)
+        _INSTANCES.clear()
+        _AUTO_LOGGED.clear()
+    try:
+        yield
+    finally:
+        with _LOCK:
+            for table, before in zip((_REGISTRY, _INSTANCES, _AUTO_LOGGED), saved, strict=True):
+                table.clear()
+                table.update(before)
 
 
 def backend_class(name: str) -> type[LandmarkBackend]:

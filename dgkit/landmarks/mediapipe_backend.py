@@ -40,11 +40,22 @@ from .mesh68 import mesh_to_ibug68
 SUPPORTED_VERSION = "0.10.14"
 
 
+# one native redirect at a time: two overlapping ones could restore each other's /dev/null and lose stderr for good
+_NATIVE_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def quiet_mediapipe(native: bool = False) -> Iterator[None]:
-    """Silence mediapipe's protobuf deprecation warnings; with ``native=True`` also the C++ log lines
-    (TFLite/absl) that go straight to file descriptor 2 while graphs start. Only used around our own
-    calls, so nothing is filtered globally."""
+    """Silence mediapipe's protobuf deprecation warnings while the block runs; with ``native=True`` also the C++
+    log lines (TFLite/absl) that go straight to file descriptor 2 while mediapipe's graphs start.
+
+    What it changes, and for how long: Python's warning filters are process-wide, so during the block these
+    warnings are hidden for every thread, not only the caller. ``native=True`` points the process's file
+    descriptor 2 at /dev/null for the block, so anything any thread writes to stderr in that window (Python's
+    ``sys.stderr`` included) is lost; dgkit uses it only while a mediapipe model is built (once per backend, a
+    fraction of a second). On exit the filters and descriptor 2 are exactly as before, even after an error.
+    One native block runs at a time (others wait), so overlapping ones never restore each other's redirect.
+    """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*SymbolDatabase\.GetPrototype\(\) is deprecated.*")
         warnings.filterwarnings("ignore", category=UserWarning, module=r"google\.protobuf.*")
@@ -52,20 +63,25 @@ def quiet_mediapipe(native: bool = False) -> Iterator[None]:
         if not native:
             yield
             return
-        try:
-            sys.stderr.flush()
-            saved = os.dup(2)
-        except (OSError, ValueError, AttributeError):  # no real fd 2 (some embedded interpreters)
-            yield
-            return
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, 2)
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            os.close(devnull)
+        with _NATIVE_LOCK:
+            try:
+                sys.stderr.flush()
+                saved = os.dup(2)
+            except (OSError, ValueError, AttributeError):  # no real fd 2 (some embedded interpreters)
+                saved = None
+            if saved is None:
+                yield
+                return
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, 2)
+                yield
+            finally:
+                with contextlib.suppress(OSError, ValueError, AttributeError):
+                    sys.stderr.flush()  # what Python buffered inside the block goes where the block sent it
+                os.dup2(saved, 2)
+                os.close(saved)
+                os.close(devnull)
 
 
 def _import_mediapipe():
