@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dgkit.models import VGGFace
 from dgkit.training.config import config_from_dict
 from dgkit.training.data import make_synthetic_dataset
-from dgkit.training.engine import Runtime, _EpochItems, step_generator
+from dgkit.training.runtime import Runtime, step_generator
+from dgkit.training.sampler import EpochItems
 from dgkit.training.idsg import IDSGTask
 from dgkit.training.rfg import RFGTask
 
@@ -51,7 +52,7 @@ def build(kind: str, data: Path, vgg: torch.nn.Module, **values):
     rt = Runtime(cfg)
     task = (IDSGTask if kind == "idsg" else RFGTask)(cfg, rt, vgg=vgg)
     dataset = task.build_dataset()
-    items = [_EpochItems(dataset)[(0, i)] for i in range(len(dataset))]
+    items = [EpochItems(dataset)[(0, i)] for i in range(len(dataset))]
     return task, items
 
 
@@ -172,7 +173,7 @@ def cuda_bench(data: Path, steps: int) -> list[dict]:
 
 def cuda_engine_check(data: Path) -> list[dict]:
     """Short runs through the whole engine (checkpoints, logs) with bf16 and fp16 (GradScaler) on CUDA."""
-    from dgkit.training.engine import train_idsg, train_rfg
+    from dgkit.training import train_idsg, train_rfg
 
     vgg = VGGFace().requires_grad_(False).to("cuda")
     out = []

@@ -78,9 +78,9 @@ _LAZY = {
     # training on your own data
     "prepare_dataset": "dgkit.training.prepare",
     "make_synthetic_dataset": "dgkit.training.data",
-    "train_idsg": "dgkit.training.engine",
-    "train_rfg": "dgkit.training.engine",
-    "export_weights": "dgkit.training.engine",
+    "train_idsg": "dgkit.training.entry",
+    "train_rfg": "dgkit.training.entry",
+    "export_trained_weights": "dgkit.training.export",
 }
 
 # sub-modules reachable as attributes after a plain ``import dgkit`` (e.g. ``dgkit.viz.image_grid``)

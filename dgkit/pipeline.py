@@ -639,9 +639,9 @@ def _load_strict(net: nn.Module, state: dict, name: str, assign: bool = False) -
 
 
 def _weights_info(paths: dict[str, Path], *, synthetic: bool) -> WeightsInfo:
-    """Label the weights: "official", "synthetic (untrained)" or "dgkit-trained ..." (from ``export_weights``).
+    """Label the weights: "official", "synthetic (untrained)" or "dgkit-trained ..." (from ``export_trained_weights``).
 
-    A folder written by ``dgkit.training.export_weights`` holds ``DGKIT_TRAINED.json``; weights assembled with any
+    A folder written by ``dgkit.training.export_trained_weights`` holds ``DGKIT_TRAINED.json``; weights assembled with any
     synthetic file are not counted as trained (their images are not meaningful).
     """
     import json

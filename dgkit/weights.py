@@ -100,6 +100,7 @@ VGG_FACE_URL = "http://www.robots.ox.ac.uk/~albanie/models/pytorch-mcn/vgg_face_
 
 CHECKSUMS_NAME = "CHECKSUMS.json"  # size + sha256 of the files dgkit verified and placed in a weights folder
 SYNTHETIC_MARKER = "DGKIT_SYNTHETIC.json"  # marks a folder of synthetic (random) weights
+TRAINED_MARKER = "DGKIT_TRAINED.json"
 _COMPLETE_MARKER = ".complete"  # written last into a cached synthetic folder
 _HASH_CACHE_NAME = "file-hashes.json"  # in cache_dir(): sha256 and verification results by (path, size, mtime)
 

@@ -1,4 +1,4 @@
-"""Training (dgkit.training.engine/idsg/rfg/losses/config/cli) on the tiny synthetic dataset, on CPU.
+"""Training (dgkit.training: loop/idsg/rfg/losses/config/cli/export) on the tiny synthetic dataset, on CPU.
 
 A tiny stand-in VGG replaces VGG-Face in the fast tests (identity features and perceptual loss need only
 its interface); the slow tests use the synthetic VGG-Face weights and the full networks.
@@ -18,12 +18,7 @@ from torch import nn
 from dgkit.errors import ConfigError
 from dgkit.training import losses
 from dgkit.training.config import config_from_dict, load_config, parse_overrides
-from dgkit.training.engine import (
-    export_weights,
-    latest_checkpoint,
-    train_idsg,
-    train_rfg,
-)
+from dgkit.training import export_trained_weights, latest_checkpoint, train_idsg, train_rfg
 
 QUIET = {"progress": False, "tensorboard": False}
 
@@ -233,7 +228,8 @@ def test_grad_accumulation_matches_a_larger_batch_for_the_classifier(dataset, tm
     from torch.utils.data import DataLoader
 
     from dgkit.training.config import config_from_dict
-    from dgkit.training.engine import Runtime, _EpochItems
+    from dgkit.training.runtime import Runtime
+    from dgkit.training.sampler import EpochItems
     from dgkit.training.idsg import IDSGTask
 
     cfgs = [config_from_dict("idsg", {"data": str(dataset), "out": str(tmp_path), "batch_size": b,
@@ -242,7 +238,7 @@ def test_grad_accumulation_matches_a_larger_batch_for_the_classifier(dataset, tm
     for cfg in cfgs:
         task = IDSGTask(cfg, Runtime(cfg), vgg=TinyVGG())
         ds = task.build_dataset()
-        items = next(iter(DataLoader(_EpochItems(ds), batch_size=4, sampler=[(0, i) for i in range(4)])))
+        items = next(iter(DataLoader(EpochItems(ds), batch_size=4, sampler=[(0, i) for i in range(4)])))
         chunks = [items] if cfg.grad_accum == 1 else [{k: v[:2] for k, v in items.items()},
                                                       {k: v[2:] for k, v in items.items()}]
         task.train_step(chunks, torch.Generator())
@@ -295,7 +291,7 @@ def test_export_and_load_dg_round_trip(dataset, tmp_path, synthetic_weights):
     import dgkit
 
     res = _idsg(dataset, tmp_path / "run", steps=2)
-    out = export_weights(tmp_path / "run", out_dir=tmp_path / "weights", weights_dir=synthetic_weights)
+    out = export_trained_weights(tmp_path / "run", out_dir=tmp_path / "weights", weights_dir=synthetic_weights)
     dg = dgkit.load_dg(out)
     for name, net in (("linear_decoder", dg.landmark_decoder), ("lm_linear_encoder", dg.landmark_encoder)):
         trained = res.nets[name].state_dict()
@@ -305,7 +301,7 @@ def test_export_and_load_dg_round_trip(dataset, tmp_path, synthetic_weights):
     assert (marker["idsg"]["origin"], marker["idsg"]["placed"], marker["idsg"]["synthetic"]) == ("trained", "copy", False)
     assert (marker["vgg_face"]["placed"], marker["vgg_face"]["synthetic"]) == ("symlink", True)
     with pytest.raises(dgkit.WeightsError, match="already holds"):
-        export_weights(tmp_path / "run", out_dir=out, weights_dir=synthetic_weights)
+        export_trained_weights(tmp_path / "run", out_dir=out, weights_dir=synthetic_weights)
 
 
 @pytest.mark.slow

@@ -48,7 +48,7 @@ class TrainConfig:
     Attributes:
         data: dataset folder (layout of :mod:`dgkit.training.data`).
         out: run folder; checkpoints go to ``out/expr/...`` (RFG) or ``out/expr_lm/...`` (IDSG), so one
-            folder can hold both runs and be exported with :func:`dgkit.training.engine.export_weights`.
+            folder can hold both runs and be exported with :func:`dgkit.training.export_trained_weights`.
         steps: total optimizer steps (each consumes ``batch_size * grad_accum`` samples per process).
         batch_size: samples per micro-batch and process.
         grad_accum: micro-batches accumulated per optimizer step.

@@ -28,14 +28,6 @@ from ..models import (
     LandmarkEncoder,
 )
 from .config import IDSGConfig
-from .engine import (
-    Runtime,
-    Task,
-    cpu_state,
-    find_vgg_face,
-    load_vgg_face,
-    requires_grad,
-)
 from .losses import (
     adversarial_loss,
     code_consistency_loss,
@@ -44,6 +36,9 @@ from .losses import (
     local_shape_loss,
     r1_penalty,
 )
+from .runtime import Runtime
+from .task import Task, cpu_state, requires_grad
+from .vgg import find_vgg_face, load_vgg_face
 
 __all__ = ["IDSGTask"]
 

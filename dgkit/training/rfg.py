@@ -30,15 +30,10 @@ from torch import nn
 
 from ..models import Generator, SketchDiscriminator, StyleEncoder
 from .config import RFGConfig
-from .engine import (
-    Runtime,
-    Task,
-    cpu_state,
-    find_vgg_face,
-    load_vgg_face,
-    requires_grad,
-)
 from .losses import adversarial_loss, perceptual_loss, r1_penalty
+from .runtime import Runtime
+from .task import Task, cpu_state, requires_grad
+from .vgg import find_vgg_face, load_vgg_face
 
 __all__ = ["RFGTask", "encode_style", "make_discriminator", "random_resized_crop"]
 
