@@ -159,11 +159,23 @@ def test_crops_aligned_or_independent():
 def test_small_size_networks_keep_the_checkpoint_layout():
     from dgkit.checkpoint import expected_entries
     from dgkit.models import StyleEncoder
-    from dgkit.training.rfg import encode_style, make_discriminator
+    from dgkit.training.rfg import make_discriminator
 
     assert make_discriminator(32)(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)).shape == (2,)
     enc = StyleEncoder()
-    assert encode_style(enc, torch.rand(2, 3, 64, 64)).shape == (2, 128)
+    assert enc(torch.rand(2, 3, 64, 64)).shape == (2, 128)
+    assert enc(torch.rand(1, 3, 32, 32)).shape == (1, 128)
+    # a smaller image only skips the last 512->512 blocks: those blocks do not change the code at 64 px
+    image = torch.rand(1, 3, 64, 64)
+    before = enc(image)
+    with torch.no_grad():
+        for p in enc.shared[5].parameters():
+            p.add_(1.0)
+    assert torch.equal(enc(image), before)
+    for bad in (torch.rand(1, 3, 48, 48), torch.rand(1, 3, 64, 32), torch.rand(1, 3, 16, 16),
+                torch.rand(1, 3, 512, 512)):
+        with pytest.raises(ValueError, match="StyleEncoder takes square images"):
+            enc(bad)
     shapes = {k: tuple(v.shape) for k, v in enc.state_dict().items()}
     assert shapes == expected_entries("rfg")["style_encoder"]
 

@@ -13,8 +13,9 @@ then EMA (0.999) of generator and style encoder (the exported weights).
 Augmentation: RandomResizedCrop(256, scale 0.8-1.0, ratio 0.9-1.1) with probability 0.5, drawn
 *independently* per image as in the original (photo and sketch misaligned in about half the samples);
 ``aligned_crops=True`` gives photo and sketch the same crop. ``image_size`` < 256 resizes photo and sketch
-(area interpolation) for cheap CPU smoke runs: the discriminator and the style encoder then skip
-down-sampling blocks so that their final 4x4 convolution still sees 4x4 (see :func:`encode_style`). Weights
+(area interpolation) for cheap CPU smoke runs: the discriminator is built with fewer down-sampling blocks
+and the style encoder skips its last ones, so that their final 4x4 convolution still sees 4x4 (see
+:class:`dgkit.models.StyleEncoder`). Weights
 from such a run keep the official layout and load, but are not useful at 256 px (the skipped style-encoder
 blocks stay untrained).
 """
@@ -35,7 +36,7 @@ from .runtime import Runtime
 from .task import Task, cpu_state, requires_grad
 from .vgg import find_vgg_face, load_vgg_face
 
-__all__ = ["RFGTask", "encode_style", "make_discriminator", "random_resized_crop"]
+__all__ = ["RFGTask", "make_discriminator", "random_resized_crop"]
 
 GEN, STY, DIS = "generator", "style_encoder", "discriminator"
 
@@ -43,21 +44,6 @@ GEN, STY, DIS = "generator", "style_encoder", "discriminator"
 def make_discriminator(image_size: int = 256) -> nn.Module:
     """The conditional discriminator for ``image_size`` px (log2(size) - 2 down-sampling blocks, 6 at 256)."""
     return SketchDiscriminator(img_size=image_size)
-
-
-def encode_style(style_encoder: StyleEncoder, image: torch.Tensor) -> torch.Tensor:
-    """Style code (N,128) of (N,3,S,S) images. At S = 256 this is ``style_encoder(image)``; at a smaller S
-    (smoke runs) the last 512->512 down-sampling blocks are skipped, so the valid 4x4 convolution still
-    sees a 4x4 map."""
-    size = image.shape[-1]
-    if size == 256:
-        return style_encoder(image)
-    layers = list(style_encoder.shared)
-    keep = int(math.log2(size)) - 2  # down-sampling blocks used (6 at 256)
-    x = image
-    for layer in [*layers[: 1 + keep], *layers[7:]]:
-        x = layer(x)
-    return style_encoder.fc(x.flatten(1))
 
 
 def _crop_box(height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float],
@@ -144,7 +130,7 @@ class RFGTask(Task):
         r1 = self.r1_weight()
         for photo, sketch, source in data:
             with torch.no_grad(), rt.autocast():
-                fake = g(sketch, encode_style(e, source))
+                fake = g(sketch, e(source))
             x_real = photo.detach().requires_grad_(r1 > 0)
             with rt.autocast():
                 real_logits, fake_logits = d(x_real, sketch), d(fake.float(), sketch)
@@ -160,7 +146,7 @@ class RFGTask(Task):
         self.optims[STY].zero_grad(set_to_none=True)
         for photo, sketch, source in data:
             with rt.autocast():
-                fake = g(sketch, encode_style(e, source))
+                fake = g(sketch, e(source))
                 g_adv = adversarial_loss(d(fake, sketch), 1.0)
                 g_perceptual = perceptual_loss(self.vgg, fake, photo)
             g_pixel = (fake.float() - photo).abs().mean()
@@ -184,6 +170,6 @@ class RFGTask(Task):
         photo, sketch, source = self._inputs(batch, None)
         rows = [source, sketch, photo]
         for g, e in ((self.nets[GEN], self.nets[STY]), (self.ema[GEN], self.ema[STY])):
-            rows.append(g(sketch, encode_style(e, source)).float())
+            rows.append(g(sketch, e(source)).float())
         grid = torch.cat([torch.cat(list(r.clamp(0, 1)), dim=2) for r in rows], dim=1)  # (3, 4S, kS)
         return (grid * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
