@@ -88,7 +88,7 @@ def load_train_state(task: Task, path: Path) -> int:
     try:
         saved = json.loads(state["config"])
         changed = [k for k, v in config_to_dict(task.cfg).items()
-                   if k not in ("steps", "resume", "progress", "device", "num_workers", "log_every", "sample_every",
+                   if k not in ("steps", "resume", "progress", "device", "num_workers", "prefetch", "log_every", "sample_every",
                                 "save_every", "keep_checkpoints", "tensorboard") and saved.get(k, v) != v]
         if changed and task.rt.is_main:
             log.warning("dgkit train: resuming with changed settings (%s); the run will differ from an "

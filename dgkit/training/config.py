@@ -72,6 +72,7 @@ class TrainConfig:
             ``dgkit weights status``); VGG-Face gives IDSG's identity features and RFG's perceptual loss.
         allow_synthetic_vgg: use the untrained synthetic VGG-Face when no real one is found (tests only).
         num_workers: DataLoader worker processes (RFG only; IDSG data lives in memory).
+        prefetch: with ``num_workers=0``, load the next batches in a background thread during each step.
         tensorboard: also log to TensorBoard when ``torch.utils.tensorboard`` is importable.
         progress: show a tqdm progress bar (rank 0).
         resume: continue from the latest train state in ``out`` (same config expected).
@@ -100,6 +101,7 @@ class TrainConfig:
     weights_dir: str | None = None
     allow_synthetic_vgg: bool = False
     num_workers: int = 0
+    prefetch: bool = True
     tensorboard: bool = True
     progress: bool = True
     resume: bool = False

@@ -90,7 +90,7 @@ class IDSGTask(Task):
         return (batch["landmarks"].float(), self.features[batch["source_index"]],
                 self.features[batch["other_index"]], batch["identity"], batch["other_identity"])
 
-    def train_step(self, batches: list[dict], gen: torch.Generator) -> dict[str, float]:
+    def train_step(self, batches: list[dict], gen: torch.Generator) -> dict[str, torch.Tensor]:
         cfg, rt = self.cfg, self.rt
         enc, dec, dis, cls = (self.nets[k] for k in (ENC, DEC, DIS, CLS))
         data = [self._inputs(b) for b in batches]

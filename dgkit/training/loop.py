@@ -42,11 +42,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,12 +63,13 @@ from .checkpoints import (
     save_checkpoints,
 )
 from .config import TrainConfig, config_from_dict, config_to_dict, load_config
+from .prefetch import Prefetcher
 from .runlog import RunLogger, write_png
 from .runtime import Runtime, step_generator
 from .sampler import EpochItems, StreamBatchSampler
 from .task import Task
 
-__all__ = ["TrainResult", "as_config", "train"]
+__all__ = ["LossWindow", "TrainResult", "as_config", "train"]
 
 log = logging.getLogger("dgkit")
 
@@ -116,16 +116,54 @@ def as_config(kind: str, config: TrainConfig | Mapping | str | os.PathLike | Non
     return cfg
 
 
-def _check_finite(losses: Mapping[str, float], step: int, last_good: Path | None) -> None:
-    """Stop with TrainingError when a loss is NaN or infinite (nothing is saved from this step on)."""
-    bad = {k: v for k, v in losses.items() if not math.isfinite(float(v))}
-    if not bad:
-        return
-    where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was saved before it"
-    raise TrainingError(
-        f"training stopped at step {step}: loss {', '.join(f'{k}={v}' for k, v in bad.items())} is not finite; "
-        f"{where}. Lower the learning rate (--set lr=...), check the data, or resume from the last checkpoint "
-        "with --resume.")
+class LossWindow:
+    """The losses of the steps since the last log row, kept on the training device.
+
+    ``add`` stacks a step's losses (0-d tensors or floats) into one device vector without waiting for the device;
+    ``read`` copies the window to the host once (one synchronisation per log interval, not one per loss per
+    step), stops with :class:`TrainingError` at the first step whose loss is NaN or infinite, and returns the mean
+    of each loss. The loop reads before every log row, sample grid and checkpoint, so nothing is written from a
+    step with a non-finite loss.
+    """
+
+    def __init__(self, names: tuple[str, ...], device):
+        self.names, self.device = names, device
+        self.steps: list[int] = []
+        self.rows: list = []
+        self._host: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def add(self, step: int, losses: Mapping[str, Any]) -> None:
+        import torch
+
+        self.rows.append(torch.stack([torch.as_tensor(losses[k], dtype=torch.float32, device=self.device).reshape(())
+                                      for k in self.names]))
+        self.steps.append(step)
+        self._host = None
+
+    def read(self, last_good: Callable[[], Path | None]) -> dict[str, float]:
+        """Mean of each loss over the window (one host sync); TrainingError names the first non-finite step."""
+        import torch
+
+        if self._host is None:
+            self._host = torch.stack(self.rows).cpu().numpy().astype(np.float64) if self.rows else \
+                np.zeros((0, len(self.names)))
+        finite = np.isfinite(self._host)
+        if not finite.all():
+            row = int(np.argmin(finite.all(axis=1)))
+            bad = {k: v for k, v, ok in zip(self.names, self._host[row], finite[row]) if not ok}
+            good = last_good()
+            where = f"the last good checkpoint is {good}" if good else "no checkpoint was saved before it"
+            raise TrainingError(
+                f"training stopped at step {self.steps[row]}: loss {', '.join(f'{k}={v}' for k, v in bad.items())} "
+                f"is not finite; {where}. Lower the learning rate (--set lr=...), check the data, or resume from "
+                "the last checkpoint with --resume.")
+        return {k: float(v) for k, v in zip(self.names, self._host.mean(axis=0))} if len(self) else {}
+
+    def clear(self) -> None:
+        self.steps, self.rows, self._host = [], [], None
 
 
 def train(task_cls: type[Task], cfg: TrainConfig, **task_kwargs: Any) -> TrainResult:
@@ -187,48 +225,54 @@ def _train_in(task: Task, cfg: TrainConfig, rt: Runtime, run_dir: Path) -> Train
     logger = RunLogger(task, run_dir, start, rt.is_main)
     samples: list[Path] = []
     ckpt = state_path = None
-    window: dict[str, list[float]] = {}
+    window = LossWindow(task.loss_names, rt.device)
     final: dict[str, float] = {}
     progress = None
     if rt.is_main and cfg.progress:
         from tqdm.auto import tqdm
 
         progress = tqdm(total=cfg.steps, initial=start, desc=f"train {task.kind}", unit="step")
-    batches = iter(loader)
-    t0, t_window, n_window = time.perf_counter(), time.perf_counter(), 0
+    # worker processes prefetch by themselves; without them a thread loads the next batches during the step
+    batches = Prefetcher(iter(loader)) if cfg.prefetch and cfg.num_workers == 0 else iter(loader)
+    t0, t_window = time.perf_counter(), time.perf_counter()
     step = start
     try:
         for step in range(start + 1, cfg.steps + 1):
             task.step = step
             micro = [task.batch_to_device(next(batches)) for _ in range(cfg.grad_accum)]
-            losses = task.train_step(micro, step_generator(cfg.seed, rt.rank, step))
-            _check_finite(losses, step, ckpt or latest_checkpoint(run_dir, task.kind))
+            window.add(step, task.train_step(micro, step_generator(cfg.seed, rt.rank, step)))
             rt.end_iteration()
             task.update_ema()
-            for k, v in losses.items():
-                window.setdefault(k, []).append(v)
-            n_window += 1
             if progress is not None:
                 progress.update(1)
-            if step % max(cfg.log_every, 1) == 0 or step == cfg.steps:
+            last = step == cfg.steps
+            log_now = step % max(cfg.log_every, 1) == 0 or last
+            sample_now = rt.is_main and cfg.sample_every and (step % cfg.sample_every == 0 or last)
+            save_now = rt.is_main and ((cfg.save_every and step % cfg.save_every == 0) or last)
+            if log_now or sample_now or save_now:  # the only host syncs for the losses
+                means = window.read(lambda: ckpt or latest_checkpoint(run_dir, task.kind))
+            if log_now:
+                final = means
                 elapsed = time.perf_counter() - t_window
-                final = {k: float(np.mean(v)) for k, v in window.items()}
-                speed = n_window * cfg.batch_size * cfg.grad_accum * rt.world / max(elapsed, 1e-9)
+                speed = len(window) * cfg.batch_size * cfg.grad_accum * rt.world / max(elapsed, 1e-9)
                 logger.write(step, {"time_s": logger.time_offset + time.perf_counter() - t0, "samples_per_s": speed,
                                     **final})
                 if progress is not None:
                     progress.set_postfix({k: f"{v:.3g}" for k, v in list(final.items())[:4]})
-                window, t_window, n_window = {}, time.perf_counter(), 0
-            if rt.is_main and cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
+                window.clear()
+                t_window = time.perf_counter()
+            if sample_now:
                 samples.append(write_png(run_dir / f"samples_{task.kind}" / f"{step:06d}.png",
-                                          task.sample_grid(task.batch_to_device(fixed))))
-            if rt.is_main and ((cfg.save_every and step % cfg.save_every == 0) or step == cfg.steps):
+                                         task.sample_grid(task.batch_to_device(fixed))))
+            if save_now:
                 ckpt, state_path = save_checkpoints(task, step, run_dir)
         if start >= cfg.steps and rt.is_main:
             ckpt = latest_checkpoint(run_dir, task.kind)
             state_path = latest_checkpoint(run_dir, task.kind, state=True)
         rt.barrier()
     finally:
+        if isinstance(batches, Prefetcher):
+            batches.close()
         if progress is not None:
             progress.close()
         logger.close()

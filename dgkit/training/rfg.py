@@ -119,34 +119,39 @@ class RFGTask(Task):
                                      for t in (photo, sketch, source))
         return photo, sketch, source
 
-    def train_step(self, batches: list[dict], gen: torch.Generator) -> dict[str, float]:
+    def train_step(self, batches: list[dict], gen: torch.Generator) -> dict[str, torch.Tensor]:
         cfg, rt = self.cfg, self.rt
         g, e, d = self.nets[GEN], self.nets[STY], self.nets[DIS]
         data = [self._inputs(b, gen) for b in batches]
         out, add = self.loss_meter(len(data))
 
+        # the fakes, computed once with the generator's graph: G and E do not change during the discriminator
+        # step, so the discriminator learns on a detached copy and the generator step back-propagates the same
+        # tensors (the graphs of all micro-batches are held until then)
+        fakes = []
+        for _photo, sketch, source in data:
+            with rt.autocast():
+                fakes.append(g(sketch, e(source)))
+
         # 1. discriminator
         self.optims[DIS].zero_grad(set_to_none=True)
         r1 = self.r1_weight()
-        for photo, sketch, source in data:
-            with torch.no_grad(), rt.autocast():
-                fake = g(sketch, e(source))
+        for (photo, sketch, _source), fake in zip(data, fakes):
             x_real = photo.detach().requires_grad_(r1 > 0)
             with rt.autocast():
-                real_logits, fake_logits = d(x_real, sketch), d(fake.float(), sketch)
+                real_logits, fake_logits = d(x_real, sketch), d(fake.detach().float(), sketch)
             d_real, d_fake = adversarial_loss(real_logits, 1.0), adversarial_loss(fake_logits, 0.0)
             d_reg = r1_penalty(real_logits, x_real) if r1 > 0 else real_logits.new_zeros(())
             rt.backward(d_real + d_fake + r1 * d_reg)
             add(d_real=d_real, d_fake=d_fake, d_reg=d_reg)
         rt.step(self.optims[DIS])
 
-        # 2. generator + style encoder (D frozen)
+        # 2. generator + style encoder (D frozen, already updated)
         requires_grad(d, False)
         self.optims[GEN].zero_grad(set_to_none=True)
         self.optims[STY].zero_grad(set_to_none=True)
-        for photo, sketch, source in data:
+        for (photo, sketch, _source), fake in zip(data, fakes):
             with rt.autocast():
-                fake = g(sketch, e(source))
                 g_adv = adversarial_loss(d(fake, sketch), 1.0)
                 g_perceptual = perceptual_loss(self.vgg, fake, photo)
             g_pixel = (fake.float() - photo).abs().mean()

@@ -67,14 +67,16 @@ class Task(ABC):
         k = self.cfg.r1_every
         return self.cfg.lambda_reg * k if self.step % k == 0 else 0.0
 
-    def loss_meter(self, n_micro_batches: int) -> tuple[dict[str, float], Callable[..., None]]:
-        """Logged losses of one step (zeros for every ``loss_names`` entry) and ``add(name=tensor, ...)``, which
-        accumulates each loss averaged over the step's micro-batches (gradient accumulation)."""
-        out: dict[str, float] = dict.fromkeys(self.loss_names, 0.0)
+    def loss_meter(self, n_micro_batches: int) -> tuple[dict[str, torch.Tensor], Callable[..., None]]:
+        """Logged losses of one step (0-d zeros on the device for every ``loss_names`` entry) and
+        ``add(name=tensor, ...)``, which accumulates each loss averaged over the step's micro-batches (gradient
+        accumulation). The values stay on the device: the loop copies them to the host once per log interval."""
+        zero = torch.zeros((), device=self.rt.device)
+        out: dict[str, torch.Tensor] = dict.fromkeys(self.loss_names, zero)
 
         def add(**values: torch.Tensor) -> None:
             for k, v in values.items():
-                out[k] += float(v.detach()) / n_micro_batches
+                out[k] = out[k] + v.detach().float() / n_micro_batches
 
         return out, add
 
@@ -90,8 +92,8 @@ class Task(ABC):
         """The training set (items are dicts; the default collate batches them)."""
 
     @abstractmethod
-    def train_step(self, batches: list[dict], gen: torch.Generator) -> dict[str, float]:
-        """One optimizer step over ``grad_accum`` micro-batches; returns the losses (floats)."""
+    def train_step(self, batches: list[dict], gen: torch.Generator) -> dict[str, torch.Tensor]:
+        """One optimizer step over ``grad_accum`` micro-batches; returns the losses (0-d tensors, or floats)."""
 
     @abstractmethod
     def release_checkpoint(self) -> dict[str, dict[str, torch.Tensor]]:
