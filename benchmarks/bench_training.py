@@ -3,6 +3,15 @@
     python benchmarks/bench_training.py              # CPU: IDSG batch 32, RFG 64 px batch 4
     python benchmarks/bench_training.py --cuda       # + CUDA: fp32 vs bf16 at 256 px, lazy R1 (r1_every 4, 16),
                                                      #   largest bf16 RFG batch, short engine runs bf16/fp16
+    python benchmarks/bench_training.py --loop BASE  # whole training loop (data loading, logging included),
+                                                     #   interleaved: the dgkit in folder BASE (an older
+                                                     #   version) vs this one, and this one's data-loading modes
+
+``--loop BASE``: BASE is a folder holding another dgkit package (e.g. ``git archive 386e2d8 dgkit | tar -x -C
+/tmp/base``). Each variant runs in its own process (1 torch thread, as ``dgkit train`` on a 2-core CPU), the
+variants alternate for ``--rounds`` rounds, and the time per step is taken from the run's own CSV log between
+its first and last row (set-up excluded). Variants: ``base``; ``new`` (defaults: thread prefetch);
+``new_noprefetch`` (loading on the main thread); ``new_workers1`` (one DataLoader worker process).
 
 What is timed: one full optimizer step (every sub-step: discriminator, classifier, generator(s), EMA update)
 on a batch already on the device; data loading is excluded. VGG-Face has random weights here (timing does not
@@ -190,17 +199,88 @@ def cuda_engine_check(data: Path) -> list[dict]:
     return out
 
 
+LOOP_CHILD = r"""
+import csv, json, sys, time
+import torch
+torch.set_num_threads(1)
+from dgkit.models import VGGFace
+try:
+    from dgkit.training import train_idsg, train_rfg
+except ImportError:  # an older dgkit: the entry points lived in dgkit.training.engine
+    from dgkit.training.engine import train_idsg, train_rfg
+kind, data, out, extra = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+torch.manual_seed(0)
+vgg = VGGFace().requires_grad_(False)
+fn = train_idsg if kind == "idsg" else train_rfg
+res = fn(vgg=vgg, data=data, out=out, progress=False, tensorboard=False, sample_every=0, save_every=0, **extra)
+rows = list(csv.DictReader(open(res.log_path)))
+span = int(rows[-1]["step"]) - int(rows[0]["step"])
+print(json.dumps({"s_per_step": (float(rows[-1]["time_s"]) - float(rows[0]["time_s"])) / span,
+                  "losses": res.final_losses}))
+"""
+
+LOOP_SETTINGS = {
+    "idsg": {"batch_size": 32, "steps": 120, "log_every": 20},
+    "rfg": {"batch_size": 2, "steps": 8, "log_every": 2, "image_size": 64},
+}
+
+
+def loop_compare(base: Path, data: Path, rounds: int, kinds: list[str]) -> list[dict]:
+    """Interleaved whole-loop runs (see the module docstring); prints and returns one row per run."""
+    import os
+    import subprocess
+
+    here = str(Path(__file__).resolve().parents[1])
+    variants = {"base": (str(base), {}), "new": (here, {}), "new_noprefetch": (here, {"prefetch": False}),
+                "new_workers1": (here, {"num_workers": 1})}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds + 1):  # round 0 warms the caches (identity features, files) and is not reported
+            for kind in kinds:
+                for name, (path, extra) in variants.items():
+                    if kind == "idsg" and name == "new_workers1":
+                        continue  # IDSG data is in memory
+                    out = Path(tmp) / f"{kind}_{name}_{r}"
+                    env = {**os.environ, "PYTHONPATH": path}
+                    proc = subprocess.run([sys.executable, "-c", LOOP_CHILD, kind, str(data), str(out),
+                                           json.dumps({**LOOP_SETTINGS[kind], **extra})],
+                                          env=env, capture_output=True, text=True, cwd=tmp)
+                    if proc.returncode:
+                        raise RuntimeError(f"{kind} {name}: {proc.stderr[-2000:]}")
+                    result = json.loads(proc.stdout.strip().splitlines()[-1])
+                    if r:
+                        entry = {"bench": f"loop_{kind}", "variant": name, "round": r,
+                                 "s_per_step": round(result["s_per_step"], 4)}
+                        print(json.dumps(entry), flush=True)
+                        rows.append(entry)
+    for kind in kinds:
+        med = {v: statistics.median(e["s_per_step"] for e in rows if e["bench"] == f"loop_{kind}"
+                                    and e["variant"] == v)
+               for v in variants if any(e["variant"] == v and e["bench"] == f"loop_{kind}" for e in rows)}
+        summary = {"bench": f"loop_{kind}_median", **{v: round(t, 4) for v, t in med.items()},
+                   **{f"{v}/base": round(t / med["base"], 3) for v, t in med.items() if v != "base"}}
+        print(json.dumps(summary), flush=True)
+        rows.append(summary)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per setting (after 1 warm-up)")
     parser.add_argument("--cuda", action="store_true", help="also benchmark CUDA (if available)")
     parser.add_argument("--no-cpu", action="store_true", help="skip the CPU part")
     parser.add_argument("--json", type=Path, help="write all results to this file")
+    parser.add_argument("--loop", type=Path, metavar="BASE",
+                        help="whole-loop comparison against the dgkit package in folder BASE (see above)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds for --loop")
+    parser.add_argument("--kinds", default="idsg,rfg", help="stages for --loop (comma-separated)")
     args = parser.parse_args()
     results: dict[str, list] = {}
     with tempfile.TemporaryDirectory() as tmp:
         data = make_synthetic_dataset(Path(tmp) / "data")
-        if not args.no_cpu:
+        if args.loop is not None:
+            results["loop"] = loop_compare(args.loop, data, args.rounds, args.kinds.split(","))
+        elif not args.no_cpu:
             results["cpu"] = cpu_bench(data, args.steps)
         if args.cuda:
             if not torch.cuda.is_available():

@@ -258,6 +258,56 @@ def test_grad_accumulation_matches_a_larger_batch_for_the_classifier(dataset, tm
     torch.testing.assert_close(weights[0], weights[1], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
+def test_rfg_step_runs_the_generator_once_and_equals_two_passes(dataset, tmp_path):
+    """The generator's output is reused: D learns on a detached copy, G/E back-propagate the same tensor. The
+    networks after one step equal those of the original two-pass step (generator re-run for G/E)."""
+    import copy
+
+    from torch.utils.data import DataLoader
+
+    from dgkit.training.losses import adversarial_loss, perceptual_loss, r1_penalty
+    from dgkit.training.rfg import DIS, GEN, STY, RFGTask
+    from dgkit.training.runtime import Runtime
+    from dgkit.training.sampler import EpochItems
+
+    cfg = config_from_dict("rfg", {"data": str(dataset), "out": str(tmp_path), "batch_size": 2, "image_size": 32,
+                                   "crop_prob": 0.0, **QUIET})
+    task = RFGTask(cfg, Runtime(cfg), vgg=TinyVGG())
+    ref = copy.deepcopy(task)
+    ds = task.build_dataset()
+    batch = next(iter(DataLoader(EpochItems(ds), batch_size=2, sampler=[(0, 0), (0, 1)])))
+    calls = []
+    task.nets[GEN].register_forward_hook(lambda *_: calls.append(1))
+    task.step = ref.step = 1  # r1 active (r1_every 1)
+    task.train_step([batch], torch.Generator())
+    assert len(calls) == 1
+
+    # the original step: a no-grad generator pass for D, a second pass for G and E
+    g, e, d = ref.nets[GEN], ref.nets[STY], ref.nets[DIS]
+    photo, sketch, source = ref._inputs(batch, torch.Generator())
+    ref.optims[DIS].zero_grad()
+    with torch.no_grad():
+        fake = g(sketch, e(source))
+    x_real = photo.detach().requires_grad_(True)
+    real_logits = d(x_real, sketch)
+    r1 = ref.r1_weight()
+    (adversarial_loss(real_logits, 1.0) + adversarial_loss(d(fake, sketch), 0.0)
+     + r1 * r1_penalty(real_logits, x_real)).backward()
+    ref.optims[DIS].step()
+    d.requires_grad_(False)
+    ref.optims[GEN].zero_grad()
+    ref.optims[STY].zero_grad()
+    fake = g(sketch, e(source))
+    (cfg.lambda_adv * adversarial_loss(d(fake, sketch), 1.0) + cfg.lambda_pixel * (fake - photo).abs().mean()
+     + cfg.lambda_perceptual * perceptual_loss(ref.vgg, fake, photo)).backward()
+    ref.optims[GEN].step()
+    ref.optims[STY].step()
+    for name in (GEN, STY, DIS):
+        for (key, new), old in zip(task.nets[name].state_dict().items(), ref.nets[name].state_dict().values()):
+            torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-6, msg=f"{name}.{key}")
+
+
 def _ddp_worker(rank: int, world: int, port: int, dataset: str, out: str, result_dir: str) -> None:
     import os
 
