@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from dgkit.errors import ConfigError
+from dgkit.errors import ConfigError, DatasetError
 from dgkit.training import losses
 from dgkit.training.config import config_from_dict, load_config, parse_overrides
 from dgkit.training import export_trained_weights, latest_checkpoint, train_idsg, train_rfg
@@ -374,3 +374,43 @@ def test_cli_trains_with_synthetic_vgg(dataset, tmp_path, synthetic_weights_env)
     assert main(["train", "idsg", "--data", str(dataset), "--out", str(run), "--steps", "2", "--batch-size", "4",
                  "--set", "progress=false", "--set", "sample_every=0", "--device", "cpu"]) == 0
     assert latest_checkpoint(run, "idsg").name == "2_nets_ema.ckpt"
+
+
+# --- loop helpers ----------------------------------------------------------------------------------------------
+def test_prefetcher_keeps_the_order_and_raises_the_loaders_error_in_place():
+    from dgkit.training.prefetch import Prefetcher
+
+    with Prefetcher(iter(range(7)), depth=2) as it:
+        assert list(it) == list(range(7))
+
+    def broken():
+        yield 1
+        yield 2
+        raise DatasetError("bad png")
+
+    it = Prefetcher(broken())
+    assert next(it) == 1 and next(it) == 2
+    with pytest.raises(DatasetError, match="bad png"):
+        next(it)
+    it.close()
+
+    endless = Prefetcher(iter(int, 1), depth=1)  # an endless source: close() must still stop the thread
+    assert next(endless) == 0
+    endless.close()
+    assert not endless._thread.is_alive()
+
+
+def test_loss_window_means_and_first_non_finite_step():
+    from dgkit.errors import TrainingError
+    from dgkit.training.loop import LossWindow
+
+    w = LossWindow(("a", "b"), torch.device("cpu"))
+    w.add(1, {"a": torch.tensor(1.0), "b": torch.tensor(4.0)})
+    w.add(2, {"a": torch.tensor(3.0), "b": 2.0})
+    assert w.read(lambda: None) == {"a": 2.0, "b": 3.0} and len(w) == 2
+    w.add(3, {"a": torch.tensor(float("inf")), "b": 0.0})
+    w.add(4, {"a": 0.0, "b": float("nan")})
+    with pytest.raises(TrainingError, match=r"step 3: loss a=inf is not finite; the last good checkpoint is X"):
+        w.read(lambda: "X")
+    w.clear()
+    assert w.read(lambda: None) == {} and len(w) == 0
