@@ -35,6 +35,12 @@ losses are rank 0's.
 
 Determinism: data order is a function of (seed, step), augmentation randomness is re-seeded from
 (seed, rank, step) at every step, so resuming from a train state continues exactly as an uninterrupted run.
+
+Speed: the next batches are loaded in a background thread during the step (:mod:`dgkit.training.prefetch`,
+``prefetch=False`` turns it off; with ``num_workers`` > 0 the DataLoader's worker processes do it), and the
+losses stay on the device (:class:`LossWindow`): the host waits for them once per log row, sample grid or
+checkpoint, not once per loss per step. A NaN/infinite loss is therefore noticed at the next of those points
+(at the latest ``log_every`` steps later, before anything is written) and reported with the step it occurred in.
 """
 
 from __future__ import annotations
