@@ -72,7 +72,8 @@ class TrainConfig:
             ``dgkit weights status``); VGG-Face gives IDSG's identity features and RFG's perceptual loss.
         allow_synthetic_vgg: use the untrained synthetic VGG-Face when no real one is found (tests only).
         num_workers: DataLoader worker processes (RFG only; IDSG data lives in memory).
-        prefetch: with ``num_workers=0``, load the next batches in a background thread during each step.
+        prefetch: with ``num_workers=0``, read the next RFG batches (PNG files) in a background thread during
+            each step (IDSG data is in memory: never prefetched).
         tensorboard: also log to TensorBoard when ``torch.utils.tensorboard`` is importable.
         progress: show a tqdm progress bar (rank 0).
         resume: continue from the latest train state in ``out`` (same config expected).

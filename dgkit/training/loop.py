@@ -36,8 +36,9 @@ losses are rank 0's.
 Determinism: data order is a function of (seed, step), augmentation randomness is re-seeded from
 (seed, rank, step) at every step, so resuming from a train state continues exactly as an uninterrupted run.
 
-Speed: the next batches are loaded in a background thread during the step (:mod:`dgkit.training.prefetch`,
-``prefetch=False`` turns it off; with ``num_workers`` > 0 the DataLoader's worker processes do it), and the
+Speed: RFG's next batches are read in a background thread during the step (:mod:`dgkit.training.prefetch`;
+``prefetch=False`` turns it off; with ``num_workers`` > 0 the DataLoader's worker processes do it; the IDSG's
+data is in memory and is not prefetched), and the
 losses stay on the device (:class:`LossWindow`): the host waits for them once per log row, sample grid or
 checkpoint, not once per loss per step. A NaN/infinite loss is therefore noticed at the next of those points
 (at the latest ``log_every`` steps later, before anything is written) and reported with the step it occurred in.
@@ -238,8 +239,10 @@ def _train_in(task: Task, cfg: TrainConfig, rt: Runtime, run_dir: Path) -> Train
         from tqdm.auto import tqdm
 
         progress = tqdm(total=cfg.steps, initial=start, desc=f"train {task.kind}", unit="step")
-    # worker processes prefetch by themselves; without them a thread loads the next batches during the step
-    batches = Prefetcher(iter(loader)) if cfg.prefetch and cfg.num_workers == 0 else iter(loader)
+    # worker processes prefetch by themselves; without them a thread reads the next batches' files during the
+    # step (not for in-memory data: there the thread only competes with the step for the interpreter)
+    threaded = cfg.prefetch and cfg.num_workers == 0 and task.reads_files
+    batches = Prefetcher(iter(loader)) if threaded else iter(loader)
     t0, t_window = time.perf_counter(), time.perf_counter()
     step = start
     try:

@@ -1,10 +1,11 @@
-"""Background prefetch of training batches: the next batches are loaded (read, decoded, collated) in a thread
-while the current step runs, so the step never waits for the disk when loading is faster than a step.
+"""Background prefetch of training batches: the next batches are read (files decoded, collated) in a thread
+while the current step runs, so the step does not wait for the disk when reading is faster than a step.
 
-A thread, not DataLoader worker processes: on a small CPU (2 cores) the step uses one core and the loading
-fits on the other (image decoding and collation release the GIL), without the start-up cost and memory of
-worker processes (measured in benchmarks/bench_training.py, ``--loader``). The order of the batches is the
-iterator's, so the data a step sees (and exact resume) does not change.
+A thread rather than DataLoader worker processes: on a small CPU (2 cores) it avoids the start-up cost and
+memory of worker processes, and image decoding releases the interpreter lock. For in-memory data (the IDSG's
+landmarks) the loop does not use it: there the thread only competes with the step's Python code for the
+interpreter lock (``python benchmarks/bench_training.py --loop BASE`` compares the modes). The order of the
+batches is the iterator's, so the data a step sees (and exact resume) does not change.
 """
 
 from __future__ import annotations

@@ -85,6 +85,7 @@ class RFGTask(Task):
     kind = "rfg"
     subdir = "expr"
     loss_names = ("d_real", "d_fake", "d_reg", "g_adv", "g_pixel", "g_perceptual", "g_total")
+    reads_files = True  # photos and sketches are PNG files
 
     def __init__(self, cfg: RFGConfig, rt: Runtime, vgg: nn.Module | None = None):
         super().__init__(cfg, rt)

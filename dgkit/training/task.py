@@ -28,6 +28,7 @@ class Task(ABC):
     kind: str = ""
     subdir: str = ""
     loss_names: tuple[str, ...] = ()
+    reads_files: bool = False  # True when items are read from disk per step (worth prefetching in a thread)
 
     def __init__(self, cfg: TrainConfig, rt: Runtime):
         self.cfg, self.rt = cfg, rt
