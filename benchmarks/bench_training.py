@@ -199,6 +199,58 @@ def cuda_engine_check(data: Path) -> list[dict]:
     return out
 
 
+def two_pass_rfg_step(task, batch: dict) -> None:
+    """The RFG step as the released code did it (generator run again for G/E), for --rfg-step."""
+    from dgkit.training.losses import adversarial_loss, perceptual_loss, r1_penalty
+
+    cfg = task.cfg
+    g, e, d = task.nets["generator"], task.nets["style_encoder"], task.nets["discriminator"]
+    photo, sketch, source = task._inputs(batch, step_generator(0, 0, task.step))
+    task.optims["discriminator"].zero_grad(set_to_none=True)
+    with torch.no_grad():
+        fake = g(sketch, e(source))
+    x_real = photo.detach().requires_grad_(True)
+    real_logits = d(x_real, sketch)
+    loss = adversarial_loss(real_logits, 1.0) + adversarial_loss(d(fake, sketch), 0.0)
+    (loss + task.r1_weight() * r1_penalty(real_logits, x_real)).backward()
+    task.optims["discriminator"].step()
+    d.requires_grad_(False)
+    for k in ("generator", "style_encoder"):
+        task.optims[k].zero_grad(set_to_none=True)
+    fake = g(sketch, e(source))
+    (cfg.lambda_adv * adversarial_loss(d(fake, sketch), 1.0) + cfg.lambda_pixel * (fake - photo).abs().mean()
+     + cfg.lambda_perceptual * perceptual_loss(task.vgg, fake, photo)).backward()
+    task.optims["generator"].step()
+    task.optims["style_encoder"].step()
+    d.requires_grad_(True)
+    [float(loss.detach()) for _ in range(7)]  # the released loop reads each of its 7 losses to the host
+
+
+def rfg_step_compare(data: Path, rounds: int) -> list[dict]:
+    """One RFG step (64 px, batch 2, 1 thread): the two-pass step vs dgkit's, alternating, median s/step."""
+    torch.set_num_threads(1)
+    vgg = VGGFace().requires_grad_(False)
+    task, items = build("rfg", data, vgg, device="cpu", batch_size=2, image_size=64)
+    batch = make_batch(task, items, 2)
+    times: dict[str, list[float]] = {"two_pass": [], "once": []}
+    for i in range(rounds + 1):
+        for name in times:
+            task.step = i + 1
+            t = time.perf_counter()
+            if name == "once":
+                task.train_step([batch], step_generator(0, 0, i))
+            else:
+                two_pass_rfg_step(task, batch)
+            if i:
+                times[name].append(time.perf_counter() - t)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    out = {"bench": "rfg_step_64px_b2", **{k: round(v, 3) for k, v in med.items()},
+           "once/two_pass": round(med["once"] / med["two_pass"], 3),
+           "all": {k: [round(x, 3) for x in v] for k, v in times.items()}}
+    print(json.dumps(out), flush=True)
+    return [out]
+
+
 LOOP_CHILD = r"""
 import csv, json, sys, time
 import torch
@@ -272,13 +324,17 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write all results to this file")
     parser.add_argument("--loop", type=Path, metavar="BASE",
                         help="whole-loop comparison against the dgkit package in folder BASE (see above)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds for --loop")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds for --loop / --rfg-step")
+    parser.add_argument("--rfg-step", action="store_true",
+                        help="one RFG step: the released two-pass step vs dgkit's (generator once), interleaved")
     parser.add_argument("--kinds", default="idsg,rfg", help="stages for --loop (comma-separated)")
     args = parser.parse_args()
     results: dict[str, list] = {}
     with tempfile.TemporaryDirectory() as tmp:
         data = make_synthetic_dataset(Path(tmp) / "data")
-        if args.loop is not None:
+        if args.rfg_step:
+            results["rfg_step"] = rfg_step_compare(data, args.rounds)
+        elif args.loop is not None:
             results["loop"] = loop_compare(args.loop, data, args.rounds, args.kinds.split(","))
         elif not args.no_cpu:
             results["cpu"] = cpu_bench(data, args.steps)
