@@ -6,7 +6,8 @@ import sys, time, tempfile, statistics
 from pathlib import Path
 import torch
 from dgkit.training.data import make_synthetic_dataset
-from dgkit.training.engine import train_idsg, train_rfg, load_vgg_face
+from dgkit.training import train_idsg, train_rfg
+from dgkit.training.vgg import load_vgg_face
 from dgkit.weights import synthetic_weights_dir
 tmp = Path(tempfile.mkdtemp())
 data = make_synthetic_dataset(tmp / "data")

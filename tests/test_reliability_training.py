@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from dgkit.errors import CheckpointError, DatasetError, DeviceError, TrainingError
-from dgkit.training import engine
+from dgkit.training import task as task_mod
 from dgkit.training.cli import short_run_note
 from dgkit.training.config import config_from_dict
-from dgkit.training.engine import checkpoint_dir
+from dgkit.training.checkpoints import checkpoint_dir
 
 sys.path.insert(0, str(Path(__file__).parent))
 # the toy VGG, the tiny dataset and the one-thread rule of the training tests
@@ -27,8 +27,8 @@ def test_nan_loss_stops_with_step_and_last_good_checkpoint(dataset, tmp_path, mo
     _idsg(dataset, run, steps=2)
     from dgkit.training import idsg as idsg_mod
 
-    task_cls = next(c for c in vars(idsg_mod).values() if isinstance(c, type) and issubclass(c, engine.Task)
-                    and c is not engine.Task)
+    task_cls = next(c for c in vars(idsg_mod).values() if isinstance(c, type) and issubclass(c, task_mod.Task)
+                    and c is not task_mod.Task)
     original = task_cls.train_step
 
     def poisoned(self, batches, gen):

@@ -1,4 +1,4 @@
-"""Training (dgkit.training.engine/idsg/rfg/losses/config/cli) on the tiny synthetic dataset, on CPU.
+"""Training (dgkit.training: loop/idsg/rfg/losses/config/cli/export) on the tiny synthetic dataset, on CPU.
 
 A tiny stand-in VGG replaces VGG-Face in the fast tests (identity features and perceptual loss need only
 its interface); the slow tests use the synthetic VGG-Face weights and the full networks.
@@ -15,15 +15,10 @@ import pytest
 import torch
 from torch import nn
 
-from dgkit.errors import ConfigError
+from dgkit.errors import ConfigError, DatasetError
 from dgkit.training import losses
 from dgkit.training.config import config_from_dict, load_config, parse_overrides
-from dgkit.training.engine import (
-    export_weights,
-    latest_checkpoint,
-    train_idsg,
-    train_rfg,
-)
+from dgkit.training import export_trained_weights, latest_checkpoint, train_idsg, train_rfg
 
 QUIET = {"progress": False, "tensorboard": False}
 
@@ -164,11 +159,23 @@ def test_crops_aligned_or_independent():
 def test_small_size_networks_keep_the_checkpoint_layout():
     from dgkit.checkpoint import expected_entries
     from dgkit.models import StyleEncoder
-    from dgkit.training.rfg import encode_style, make_discriminator
+    from dgkit.training.rfg import make_discriminator
 
     assert make_discriminator(32)(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)).shape == (2,)
     enc = StyleEncoder()
-    assert encode_style(enc, torch.rand(2, 3, 64, 64)).shape == (2, 128)
+    assert enc(torch.rand(2, 3, 64, 64)).shape == (2, 128)
+    assert enc(torch.rand(1, 3, 32, 32)).shape == (1, 128)
+    # a smaller image only skips the last 512->512 blocks: those blocks do not change the code at 64 px
+    image = torch.rand(1, 3, 64, 64)
+    before = enc(image)
+    with torch.no_grad():
+        for p in enc.shared[5].parameters():
+            p.add_(1.0)
+    assert torch.equal(enc(image), before)
+    for bad in (torch.rand(1, 3, 48, 48), torch.rand(1, 3, 64, 32), torch.rand(1, 3, 16, 16),
+                torch.rand(1, 3, 512, 512)):
+        with pytest.raises(ValueError, match="StyleEncoder takes square images"):
+            enc(bad)
     shapes = {k: tuple(v.shape) for k, v in enc.state_dict().items()}
     assert shapes == expected_entries("rfg")["style_encoder"]
 
@@ -197,10 +204,11 @@ def test_idsg_losses_decrease_on_tiny_overfit(dataset, tmp_path):
     assert float(rows[-1]["c_real"]) < float(rows[0]["c_real"])
 
 
-def test_resume_equals_uninterrupted(dataset, tmp_path):
-    full = _idsg(dataset, tmp_path / "full", steps=6, save_every=3)
-    _idsg(dataset, tmp_path / "split", steps=3)
-    resumed = _idsg(dataset, tmp_path / "split", steps=6, resume=True)
+@pytest.mark.parametrize("log_every", [1, 4])  # 4: the losses stay on the device across saves
+def test_resume_equals_uninterrupted(dataset, tmp_path, log_every):
+    full = _idsg(dataset, tmp_path / "full", steps=6, save_every=3, log_every=log_every)
+    _idsg(dataset, tmp_path / "split", steps=3, log_every=log_every)
+    resumed = _idsg(dataset, tmp_path / "split", steps=6, resume=True, log_every=log_every)
     assert resumed.steps == 6
     a, b = _load(full.checkpoint), _load(resumed.checkpoint)
     for net in a:
@@ -209,7 +217,8 @@ def test_resume_equals_uninterrupted(dataset, tmp_path):
     sa, sb = _load(full.state_path), _load(resumed.state_path)
     assert torch.equal(sa["optims"]["linear_decoder"]["state"][0]["exp_avg"],
                        sb["optims"]["linear_decoder"]["state"][0]["exp_avg"])
-    assert len(resumed.log_path.read_text().splitlines()) == 7  # header + 6 steps, no duplicates
+    rows = [line.split(",")[0] for line in resumed.log_path.read_text().splitlines()[1:]]
+    assert rows == (["1", "2", "3", "4", "5", "6"] if log_every == 1 else ["3", "4", "6"])  # no duplicates
     with pytest.raises(ConfigError, match="already holds a trained IDSG"):  # no silent overwrite of a run
         _idsg(dataset, tmp_path / "split", steps=6)
 
@@ -233,7 +242,8 @@ def test_grad_accumulation_matches_a_larger_batch_for_the_classifier(dataset, tm
     from torch.utils.data import DataLoader
 
     from dgkit.training.config import config_from_dict
-    from dgkit.training.engine import Runtime, _EpochItems
+    from dgkit.training.runtime import Runtime
+    from dgkit.training.sampler import EpochItems
     from dgkit.training.idsg import IDSGTask
 
     cfgs = [config_from_dict("idsg", {"data": str(dataset), "out": str(tmp_path), "batch_size": b,
@@ -242,12 +252,62 @@ def test_grad_accumulation_matches_a_larger_batch_for_the_classifier(dataset, tm
     for cfg in cfgs:
         task = IDSGTask(cfg, Runtime(cfg), vgg=TinyVGG())
         ds = task.build_dataset()
-        items = next(iter(DataLoader(_EpochItems(ds), batch_size=4, sampler=[(0, i) for i in range(4)])))
+        items = next(iter(DataLoader(EpochItems(ds), batch_size=4, sampler=[(0, i) for i in range(4)])))
         chunks = [items] if cfg.grad_accum == 1 else [{k: v[:2] for k, v in items.items()},
                                                       {k: v[2:] for k, v in items.items()}]
         task.train_step(chunks, torch.Generator())
         weights.append(task.nets["linear_classfier"].main_3[0].weight.detach().clone())
     torch.testing.assert_close(weights[0], weights[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_rfg_step_runs_the_generator_once_and_equals_two_passes(dataset, tmp_path):
+    """The generator's output is reused: D learns on a detached copy, G/E back-propagate the same tensor. The
+    networks after one step equal those of the original two-pass step (generator re-run for G/E)."""
+    import copy
+
+    from torch.utils.data import DataLoader
+
+    from dgkit.training.losses import adversarial_loss, perceptual_loss, r1_penalty
+    from dgkit.training.rfg import DIS, GEN, STY, RFGTask
+    from dgkit.training.runtime import Runtime
+    from dgkit.training.sampler import EpochItems
+
+    cfg = config_from_dict("rfg", {"data": str(dataset), "out": str(tmp_path), "batch_size": 2, "image_size": 32,
+                                   "crop_prob": 0.0, **QUIET})
+    task = RFGTask(cfg, Runtime(cfg), vgg=TinyVGG())
+    ref = copy.deepcopy(task)
+    ds = task.build_dataset()
+    batch = next(iter(DataLoader(EpochItems(ds), batch_size=2, sampler=[(0, 0), (0, 1)])))
+    calls = []
+    task.nets[GEN].register_forward_hook(lambda *_: calls.append(1))
+    task.step = ref.step = 1  # r1 active (r1_every 1)
+    task.train_step([batch], torch.Generator())
+    assert len(calls) == 1
+
+    # the original step: a no-grad generator pass for D, a second pass for G and E
+    g, e, d = ref.nets[GEN], ref.nets[STY], ref.nets[DIS]
+    photo, sketch, source = ref._inputs(batch, torch.Generator())
+    ref.optims[DIS].zero_grad()
+    with torch.no_grad():
+        fake = g(sketch, e(source))
+    x_real = photo.detach().requires_grad_(True)
+    real_logits = d(x_real, sketch)
+    r1 = ref.r1_weight()
+    (adversarial_loss(real_logits, 1.0) + adversarial_loss(d(fake, sketch), 0.0)
+     + r1 * r1_penalty(real_logits, x_real)).backward()
+    ref.optims[DIS].step()
+    d.requires_grad_(False)
+    ref.optims[GEN].zero_grad()
+    ref.optims[STY].zero_grad()
+    fake = g(sketch, e(source))
+    (cfg.lambda_adv * adversarial_loss(d(fake, sketch), 1.0) + cfg.lambda_pixel * (fake - photo).abs().mean()
+     + cfg.lambda_perceptual * perceptual_loss(ref.vgg, fake, photo)).backward()
+    ref.optims[GEN].step()
+    ref.optims[STY].step()
+    for name in (GEN, STY, DIS):
+        for (key, new), old in zip(task.nets[name].state_dict().items(), ref.nets[name].state_dict().values()):
+            torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-6, msg=f"{name}.{key}")
 
 
 def _ddp_worker(rank: int, world: int, port: int, dataset: str, out: str, result_dir: str) -> None:
@@ -295,7 +355,7 @@ def test_export_and_load_dg_round_trip(dataset, tmp_path, synthetic_weights):
     import dgkit
 
     res = _idsg(dataset, tmp_path / "run", steps=2)
-    out = export_weights(tmp_path / "run", out_dir=tmp_path / "weights", weights_dir=synthetic_weights)
+    out = export_trained_weights(tmp_path / "run", out_dir=tmp_path / "weights", weights_dir=synthetic_weights)
     dg = dgkit.load_dg(out)
     for name, net in (("linear_decoder", dg.landmark_decoder), ("lm_linear_encoder", dg.landmark_encoder)):
         trained = res.nets[name].state_dict()
@@ -305,7 +365,7 @@ def test_export_and_load_dg_round_trip(dataset, tmp_path, synthetic_weights):
     assert (marker["idsg"]["origin"], marker["idsg"]["placed"], marker["idsg"]["synthetic"]) == ("trained", "copy", False)
     assert (marker["vgg_face"]["placed"], marker["vgg_face"]["synthetic"]) == ("symlink", True)
     with pytest.raises(dgkit.WeightsError, match="already holds"):
-        export_weights(tmp_path / "run", out_dir=out, weights_dir=synthetic_weights)
+        export_trained_weights(tmp_path / "run", out_dir=out, weights_dir=synthetic_weights)
 
 
 @pytest.mark.slow
@@ -316,3 +376,43 @@ def test_cli_trains_with_synthetic_vgg(dataset, tmp_path, synthetic_weights_env)
     assert main(["train", "idsg", "--data", str(dataset), "--out", str(run), "--steps", "2", "--batch-size", "4",
                  "--set", "progress=false", "--set", "sample_every=0", "--device", "cpu"]) == 0
     assert latest_checkpoint(run, "idsg").name == "2_nets_ema.ckpt"
+
+
+# --- loop helpers ----------------------------------------------------------------------------------------------
+def test_prefetcher_keeps_the_order_and_raises_the_loaders_error_in_place():
+    from dgkit.training.prefetch import Prefetcher
+
+    with Prefetcher(iter(range(7)), depth=2) as it:
+        assert list(it) == list(range(7))
+
+    def broken():
+        yield 1
+        yield 2
+        raise DatasetError("bad png")
+
+    it = Prefetcher(broken())
+    assert next(it) == 1 and next(it) == 2
+    with pytest.raises(DatasetError, match="bad png"):
+        next(it)
+    it.close()
+
+    endless = Prefetcher(iter(int, 1), depth=1)  # an endless source: close() must still stop the thread
+    assert next(endless) == 0
+    endless.close()
+    assert not endless._thread.is_alive()
+
+
+def test_loss_window_means_and_first_non_finite_step():
+    from dgkit.errors import TrainingError
+    from dgkit.training.loop import LossWindow
+
+    w = LossWindow(("a", "b"), torch.device("cpu"))
+    w.add(1, {"a": torch.tensor(1.0), "b": torch.tensor(4.0)})
+    w.add(2, {"a": torch.tensor(3.0), "b": 2.0})
+    assert w.read(lambda: None) == {"a": 2.0, "b": 3.0} and len(w) == 2
+    w.add(3, {"a": torch.tensor(float("inf")), "b": 0.0})
+    w.add(4, {"a": 0.0, "b": float("nan")})
+    with pytest.raises(TrainingError, match=r"step 3: loss a=inf is not finite; the last good checkpoint is X"):
+        w.read(lambda: "X")
+    w.clear()
+    assert w.read(lambda: None) == {} and len(w) == 0

@@ -56,14 +56,17 @@ def calibrate_contrast(generator: "Generator", sketch: torch.Tensor, style: torc
 
 
 class Generator(nn.Module):
-    """Sketch (N,3,256,256) + style (N,128) -> RGB face (N,3,256,256) in (0,1) (sigmoid head).
+    """Sketch (N,3,S,S) + style (N,128) -> RGB face (N,3,S,S) in (0,1) (sigmoid head); S = 256 for DG.
 
     Encoder: conv3x3 3->64, then 4 normalized down-sampling ResBlks (64->128->256->512->512, 256px -> 16px).
     Decoder: 4 AdainResBlk(512,512) at 16px, then 4 up-sampling ones (512->512->256->128->64, 16px -> 256px).
     No encoder-decoder skips. ``to_rgb_lm`` exists in the checkpoint but is never called.
+
+    The network is fully convolutional with a fixed number of blocks (the checkpoint layout), so it has no
+    image-size setting: any S divisible by 16 works (small S only for cheap CPU training smoke runs).
     """
 
-    def __init__(self, img_size: int = 256, style_dim: int = 128, max_conv_dim: int = 512):
+    def __init__(self, style_dim: int = 128, max_conv_dim: int = 512):
         super().__init__()
         dim_in = 64
         self.from_rgb = nn.Conv2d(3, dim_in, 3, 1, 1)
@@ -91,22 +94,43 @@ class Generator(nn.Module):
 
 
 class StyleEncoder(nn.Module):
-    """Source photo (N,3,256,256) RGB in [0,1] -> style code (N,128). Single head (no StarGAN domains)."""
+    """Source photo (N,3,S,S) RGB in [0,1] -> style code (N,128). Single head (no StarGAN domains).
 
-    def __init__(self, img_size: int = 256, style_dim: int = 128, max_conv_dim: int = 512):
+    conv3x3 3->64, six down-sampling ResBlks (64->128->256->512->512->512->512, 256px -> 4px), LReLU, conv4x4
+    valid (4px -> 1px), LReLU, linear. The layout is the checkpoint's, so there is no image-size setting: at
+    S = 256 (DG) every block runs; a smaller power of two S (32 <= S < 256, for cheap CPU training smoke runs)
+    skips the last ``log2(256 / S)`` 512->512 down-sampling blocks so that the 4x4 convolution still sees a 4x4
+    map (those blocks are then neither used nor trained).
+    """
+
+    n_down = 6  # down-sampling blocks: 256 px -> 4 px
+
+    def __init__(self, style_dim: int = 128, max_conv_dim: int = 512):
         super().__init__()
         dim_in = 64
         blocks: list[nn.Module] = [nn.Conv2d(3, dim_in, 3, 1, 1)]
-        for _ in range(6):  # 256 -> 4 px
+        for _ in range(self.n_down):
             dim_out = min(dim_in * 2, max_conv_dim)
             blocks.append(ResBlk(dim_in, dim_out, downsample=True))
             dim_in = dim_out
         blocks += [nn.LeakyReLU(0.2), nn.Conv2d(dim_out, dim_out, 4, 1, 0), nn.LeakyReLU(0.2)]
         self.shared = nn.Sequential(*blocks)
         self.fc = nn.Linear(dim_out, style_dim)
+        self._min_down = int(math.log2(max_conv_dim // 64))  # blocks until the channels reach max_conv_dim (3)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.shared(image).flatten(1))
+        size = image.shape[-1]
+        if size == 4 * 2**self.n_down:
+            return self.fc(self.shared(image).flatten(1))
+        keep = int(math.log2(size)) - 2 if size > 0 else -1  # down-sampling blocks this size needs
+        if 2 ** (keep + 2) != size or not self._min_down <= keep < self.n_down or image.shape[-2] != size:
+            raise ValueError(f"StyleEncoder takes square images of 256 px or a smaller power of two >= {2 ** (self._min_down + 2)}, "
+                             f"got {tuple(image.shape[-2:])}")
+        layers = list(self.shared)
+        x = image
+        for layer in [*layers[: 1 + keep], *layers[1 + self.n_down:]]:  # skip the last 512->512 blocks
+            x = layer(x)
+        return self.fc(x.flatten(1))
 
 
 class SketchDiscriminator(nn.Module):

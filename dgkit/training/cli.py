@@ -1,4 +1,4 @@
-"""``dgkit train idsg|rfg|export``: the command line of :mod:`dgkit.training.engine`.
+"""``dgkit train idsg|rfg|export``: the command line of :mod:`dgkit.training`.
 
     dgkit train idsg --data DATASET --out RUN [--config FILE] [--set key=value ...] [--steps N]
                      [--batch-size N] [--device D] [--resume] [--amp bf16|fp16|none]
@@ -45,7 +45,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .engine import train_idsg, train_rfg
+    from .entry import train_idsg, train_rfg
 
     cfg = load_config(args.kind, args.config, args.overrides, data=args.data, out=args.out, steps=args.steps,
                       batch_size=args.batch_size, device=args.device, resume=args.resume, amp=args.amp)
@@ -111,10 +111,10 @@ def _short_beta(steps: int) -> str:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from .engine import export_weights
+    from .export import export_trained_weights
 
-    out = export_weights(*args.runs, out_dir=args.out, weights_dir=args.weights_dir,
-                         allow_synthetic_vgg=args.allow_synthetic_vgg, link=not args.copy)
+    out = export_trained_weights(*args.runs, out_dir=args.out, weights_dir=args.weights_dir,
+                                 allow_synthetic_vgg=args.allow_synthetic_vgg, link=not args.copy)
     print(f"weights folder: {out}  (load with dgkit.load_dg({str(out)!r}))")
     return 0
 

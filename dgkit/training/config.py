@@ -49,7 +49,7 @@ class TrainConfig:
     Attributes:
         data: dataset folder (layout of :mod:`dgkit.training.data`).
         out: run folder; checkpoints go to ``out/expr/...`` (RFG) or ``out/expr_lm/...`` (IDSG), so one
-            folder can hold both runs and be exported with :func:`dgkit.training.engine.export_weights`.
+            folder can hold both runs and be exported with :func:`dgkit.training.export_trained_weights`.
         steps: total optimizer steps (each consumes ``batch_size * grad_accum`` samples per process).
         batch_size: samples per micro-batch and process.
         grad_accum: micro-batches accumulated per optimizer step.
@@ -73,6 +73,8 @@ class TrainConfig:
             ``dgkit weights status``); VGG-Face gives IDSG's identity features and RFG's perceptual loss.
         allow_synthetic_vgg: use the untrained synthetic VGG-Face when no real one is found (tests only).
         num_workers: DataLoader worker processes (RFG only; IDSG data lives in memory).
+        prefetch: with ``num_workers=0``, read the next RFG batches (PNG files) in a background thread during
+            each step (IDSG data is in memory: never prefetched).
         tensorboard: also log to TensorBoard when ``torch.utils.tensorboard`` is importable.
         progress: show a tqdm progress bar (rank 0).
         resume: continue from the latest train state in ``out`` (same config expected).
@@ -101,6 +103,7 @@ class TrainConfig:
     weights_dir: str | None = None
     allow_synthetic_vgg: bool = False
     num_workers: int = 0
+    prefetch: bool = True
     tensorboard: bool = True
     progress: bool = True
     resume: bool = False

@@ -29,14 +29,6 @@ from ..models import (
     LandmarkEncoder,
 )
 from .config import IDSGConfig
-from .engine import (
-    Runtime,
-    Task,
-    cpu_state,
-    find_vgg_face,
-    load_vgg_face,
-    requires_grad,
-)
 from .losses import (
     adversarial_loss,
     code_consistency_loss,
@@ -45,6 +37,9 @@ from .losses import (
     local_shape_loss,
     r1_penalty,
 )
+from .runtime import Runtime
+from .task import Task, cpu_state, requires_grad
+from .vgg import find_vgg_face, load_vgg_face
 
 __all__ = ["IDSGTask"]
 
@@ -96,7 +91,7 @@ class IDSGTask(Task):
         return (batch["landmarks"].float(), self.features[batch["source_index"]],
                 self.features[batch["other_index"]], batch["identity"], batch["other_identity"])
 
-    def train_step(self, batches: list[dict], gen: torch.Generator) -> dict[str, float]:
+    def train_step(self, batches: list[dict], gen: torch.Generator) -> dict[str, torch.Tensor]:
         cfg, rt = self.cfg, self.rt
         enc, dec, dis, cls = (self.nets[k] for k in (ENC, DEC, DIS, CLS))
         data = [self._inputs(b) for b in batches]

@@ -13,8 +13,9 @@ then EMA (0.999) of generator and style encoder (the exported weights).
 Augmentation: RandomResizedCrop(256, scale 0.8-1.0, ratio 0.9-1.1) with probability 0.5, drawn
 *independently* per image as in the original (photo and sketch misaligned in about half the samples);
 ``aligned_crops=True`` gives photo and sketch the same crop. ``image_size`` < 256 resizes photo and sketch
-(area interpolation) for cheap CPU smoke runs: the discriminator and the style encoder then skip
-down-sampling blocks so that their final 4x4 convolution still sees 4x4 (see :func:`encode_style`). Weights
+(area interpolation) for cheap CPU smoke runs: the discriminator is built with fewer down-sampling blocks
+and the style encoder skips its last ones, so that their final 4x4 convolution still sees 4x4 (see
+:class:`dgkit.models.StyleEncoder`). Weights
 from such a run keep the official layout and load, but are not useful at 256 px (the skipped style-encoder
 blocks stay untrained).
 """
@@ -30,17 +31,12 @@ from torch import nn
 
 from ..models import Generator, SketchDiscriminator, StyleEncoder
 from .config import RFGConfig
-from .engine import (
-    Runtime,
-    Task,
-    cpu_state,
-    find_vgg_face,
-    load_vgg_face,
-    requires_grad,
-)
 from .losses import adversarial_loss, perceptual_loss, r1_penalty
+from .runtime import Runtime
+from .task import Task, cpu_state, requires_grad
+from .vgg import find_vgg_face, load_vgg_face
 
-__all__ = ["RFGTask", "encode_style", "make_discriminator", "random_resized_crop"]
+__all__ = ["RFGTask", "make_discriminator", "random_resized_crop"]
 
 GEN, STY, DIS = "generator", "style_encoder", "discriminator"
 
@@ -48,21 +44,6 @@ GEN, STY, DIS = "generator", "style_encoder", "discriminator"
 def make_discriminator(image_size: int = 256) -> nn.Module:
     """The conditional discriminator for ``image_size`` px (log2(size) - 2 down-sampling blocks, 6 at 256)."""
     return SketchDiscriminator(img_size=image_size)
-
-
-def encode_style(style_encoder: StyleEncoder, image: torch.Tensor) -> torch.Tensor:
-    """Style code (N,128) of (N,3,S,S) images. At S = 256 this is ``style_encoder(image)``; at a smaller S
-    (smoke runs) the last 512->512 down-sampling blocks are skipped, so the valid 4x4 convolution still
-    sees a 4x4 map."""
-    size = image.shape[-1]
-    if size == 256:
-        return style_encoder(image)
-    layers = list(style_encoder.shared)
-    keep = int(math.log2(size)) - 2  # down-sampling blocks used (6 at 256)
-    x = image
-    for layer in [*layers[: 1 + keep], *layers[7:]]:
-        x = layer(x)
-    return style_encoder.fc(x.flatten(1))
 
 
 def _crop_box(height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float],
@@ -104,6 +85,7 @@ class RFGTask(Task):
     kind = "rfg"
     subdir = "expr"
     loss_names = ("d_real", "d_fake", "d_reg", "g_adv", "g_pixel", "g_perceptual", "g_total")
+    reads_files = True  # photos and sketches are PNG files
 
     def __init__(self, cfg: RFGConfig, rt: Runtime, vgg: nn.Module | None = None):
         super().__init__(cfg, rt)
@@ -138,34 +120,39 @@ class RFGTask(Task):
                                      for t in (photo, sketch, source))
         return photo, sketch, source
 
-    def train_step(self, batches: list[dict], gen: torch.Generator) -> dict[str, float]:
+    def train_step(self, batches: list[dict], gen: torch.Generator) -> dict[str, torch.Tensor]:
         cfg, rt = self.cfg, self.rt
         g, e, d = self.nets[GEN], self.nets[STY], self.nets[DIS]
         data = [self._inputs(b, gen) for b in batches]
         out, add = self.loss_meter(len(data))
 
+        # the fakes, computed once with the generator's graph: G and E do not change during the discriminator
+        # step, so the discriminator learns on a detached copy and the generator step back-propagates the same
+        # tensors (the graphs of all micro-batches are held until then)
+        fakes = []
+        for _photo, sketch, source in data:
+            with rt.autocast():
+                fakes.append(g(sketch, e(source)))
+
         # 1. discriminator
         self.optims[DIS].zero_grad(set_to_none=True)
         r1 = self.r1_weight()
-        for photo, sketch, source in data:
-            with torch.no_grad(), rt.autocast():
-                fake = g(sketch, encode_style(e, source))
+        for (photo, sketch, _source), fake in zip(data, fakes):
             x_real = photo.detach().requires_grad_(r1 > 0)
             with rt.autocast():
-                real_logits, fake_logits = d(x_real, sketch), d(fake.float(), sketch)
+                real_logits, fake_logits = d(x_real, sketch), d(fake.detach().float(), sketch)
             d_real, d_fake = adversarial_loss(real_logits, 1.0), adversarial_loss(fake_logits, 0.0)
             d_reg = r1_penalty(real_logits, x_real) if r1 > 0 else real_logits.new_zeros(())
             rt.backward(d_real + d_fake + r1 * d_reg)
             add(d_real=d_real, d_fake=d_fake, d_reg=d_reg)
         rt.step(self.optims[DIS])
 
-        # 2. generator + style encoder (D frozen)
+        # 2. generator + style encoder (D frozen, already updated)
         requires_grad(d, False)
         self.optims[GEN].zero_grad(set_to_none=True)
         self.optims[STY].zero_grad(set_to_none=True)
-        for photo, sketch, source in data:
+        for (photo, sketch, _source), fake in zip(data, fakes):
             with rt.autocast():
-                fake = g(sketch, encode_style(e, source))
                 g_adv = adversarial_loss(d(fake, sketch), 1.0)
                 g_perceptual = perceptual_loss(self.vgg, fake, photo)
             g_pixel = (fake.float() - photo).abs().mean()
@@ -189,6 +176,6 @@ class RFGTask(Task):
         photo, sketch, source = self._inputs(batch, None)
         rows = [source, sketch, photo]
         for g, e in ((self.nets[GEN], self.nets[STY]), (self.ema[GEN], self.ema[STY])):
-            rows.append(g(sketch, encode_style(e, source)).float())
+            rows.append(g(sketch, e(source)).float())
         grid = torch.cat([torch.cat(list(r.clamp(0, 1)), dim=2) for r in rows], dim=1)  # (3, 4S, kS)
         return (grid * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
