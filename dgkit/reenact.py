@@ -803,6 +803,9 @@ def add_dg_arguments(p: argparse.ArgumentParser) -> None:
                         "bfloat16), fp16 / tf32 (GPU only)")
     p.add_argument("--sketch-intensity", choices=("demo", "train"), default="demo",
                    help="sketch line value fed to the generator: demo (1/255, as released) or train (1.0)")
+    p.add_argument("--compile", action="store_true",
+                   help="compile the generator (torch.compile): faster video/live after a one-time compile per "
+                        "batch size, cached in dgkit's cache folder; within a grey level of the exact default")
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -843,7 +846,8 @@ def _cli_load_dg(args: argparse.Namespace):
 
     try:
         return load_dg(args.weights, device=args.device, sketch_intensity=args.sketch_intensity,
-                       allow_synthetic=args.synthetic, precision=args.precision)
+                       allow_synthetic=args.synthetic, precision=args.precision,
+                       compile=getattr(args, "compile", False))
     except WeightsNotFoundError as exc:
         raise WeightsNotFoundError(
             f"{exc}\nTo try the pipeline anyway, add --synthetic (UNTRAINED weights: the images are noise-like) "
