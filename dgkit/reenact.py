@@ -541,9 +541,9 @@ class _VideoRun:
 def default_video_batch_size(dg: DualGenerator | None) -> int:
     """Frames per DG batch when none is given: 1 on a CPU, 8 on a GPU.
 
-    On a CPU the generator is slower per frame in batches (benchmarks/bench_video.py and the README's measured
-    table: batch 8 about 1.3x batch 1 per frame, and more memory), so frames go one at a time; a GPU needs
-    batches to be busy.
+    On a lightly loaded CPU the generator was slower per frame in batches (batch 8 about 1.26x batch 1) and
+    batches hold more memory (see the README's measured table), so frames go one at a time and each shows as
+    soon as it is made; a GPU needs batches to be busy.
     """
     return 1 if dg is None or dg.device.type == "cpu" else 8
 
