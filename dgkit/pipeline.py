@@ -378,17 +378,18 @@ class DualGenerator(nn.Module):
         return self.__dict__["_compiled_generator"] is not None
 
     def compile_generator(self) -> "DualGenerator":
-        """Compile the generator with ``torch.compile`` (inductor, weights frozen as constants); returns ``self``.
+        """Compile the generator with ``torch.compile`` (inductor, static shapes); returns ``self``.
 
-        What ``load_dg(..., compile=True)`` does. The first call per batch size and device compiles (a minute or
-        more on a small CPU); the generated code is kept in :func:`compile_cache_dir`, so later sessions load it
-        in seconds. Results are within a grey level of the eager float32 run (the compiler fuses and reorders
-        float operations), so the exact demo-conformant path stays the eager default. The weights are folded into
-        the compiled code: changing generator weights afterwards is not seen by it (compile again, or use
-        :meth:`to_precision`, whose copy runs eager). :meth:`generator_activations` always runs eager.
+        What ``load_dg(..., compile=True)`` does. The first call per batch size and device compiles (minutes on a
+        small CPU); the generated code is kept in :func:`compile_cache_dir`, so later sessions skip most of that.
+        Results are within a grey level of the eager float32 run (the compiler fuses elementwise steps and
+        reorders float operations), so the exact demo-conformant path stays the eager default.
+        The weights stay inputs of the compiled code (inductor's weight freezing was slower here and its
+        prepacked weights cannot be cached: benchmarks/bench_compile.py). :meth:`to_precision` copies run eager;
+        :meth:`generator_activations` always runs eager.
         """
         _use_compile_cache()
-        compiled = torch.compile(self.generator, dynamic=False, options={"freezing": True})
+        compiled = torch.compile(self.generator, dynamic=False)
         self.__dict__["_compiled_generator"] = compiled
         return self
 
