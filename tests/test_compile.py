@@ -3,8 +3,8 @@
 The fast tests check the wiring without compiling (``torch.compile`` is lazy: nothing is compiled before the
 first call). The slow test compiles the full generator once, at batch 1 and 256 px: inductor's compile time
 depends on the graph (the same at any input size), not on the image size, so a smaller input would not make
-it cheaper; it costs about a minute and a half on a 2-core CPU the first time and seconds once the code is in
-the cache (``dgkit.pipeline.compile_cache_dir()``, kept between runs).
+it cheaper. It costs minutes on a 2-core CPU the first time (130 s measured with the CPU shared) and about
+20 s once the code is in the cache (``dgkit.pipeline.compile_cache_dir()``, kept between runs).
 """
 
 from __future__ import annotations
