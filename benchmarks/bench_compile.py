@@ -1,6 +1,6 @@
 """torch.compile variants of the DG generator: compile time (cold / warm cache), speed and difference vs eager.
 
-    python benchmarks/bench_compile.py [--cache /tmp/dg-compile] [--repeats 5] [--batch 1]
+    python benchmarks/bench_compile.py [--cache /tmp/dg-compile] [--repeats 5] [--batch 1] [--jit]
                                        [--variants freeze+prepack freeze,no-prepack no-freeze]
 
 Each variant compiles the float32 generator (synthetic weights; timings do not depend on the values) into its
@@ -12,7 +12,8 @@ compared with eager (max grey-level difference after the demo's truncation to ui
 
 Variants: ``freeze+prepack`` is inductor's weight freezing with oneDNN weight prepacking (prepacked weights
 cannot be pickled, so that graph is never cached); ``freeze,no-prepack`` freezes without prepacking;
-``no-freeze`` keeps the weights as inputs (what ``load_dg(compile=True)`` uses).
+``no-freeze`` keeps the weights as inputs (what ``load_dg(compile=True)`` uses). ``--jit`` adds TorchScript
+(``torch.jit.trace`` + ``torch.jit.freeze``); ``--variants`` with no name times only eager and that.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default="/tmp/dgkit-bench-compile", help="parent folder of the inductor caches")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--jit", action="store_true",
+                        help="also time torch.jit.trace + torch.jit.freeze of the generator (TorchScript)")
     args = parser.parse_args(argv)
 
     from torch._dynamo.utils import counters
@@ -65,6 +68,16 @@ def main(argv: list[str] | None = None) -> int:
                               "fx_graph_cache": {k: v for k, v in counters["inductor"].items() if "fxgraph" in k}}),
                   flush=True)
             fns[name] = compiled
+    if args.jit:
+        with torch.no_grad():
+            start = time.perf_counter()
+            frozen = torch.jit.freeze(torch.jit.trace(generator, (sketch, style)).eval())
+            for _ in range(2):  # the profiling executor specialises on the first calls
+                out = frozen(sketch, style)
+            print(json.dumps({"variant": "jit.freeze", "build_and_2_calls_s": round(time.perf_counter() - start, 1),
+                              "max_abs": (reference - out).abs().max().item()}), flush=True)
+        fns["jit.freeze"] = frozen
+    with torch.inference_mode():
         times: dict[str, list[float]] = {k: [] for k in fns}
         for _ in range(args.repeats):
             for name, fn in fns.items():
