@@ -62,7 +62,6 @@ __all__ = [
     "VideoFrame",
     "VideoReport",
     "contact_sheet",
-    "default_video_batch_size",
     "iter_reenact_video",
     "prepare_face",
     "reenact_photos",
@@ -538,19 +537,9 @@ class _VideoRun:
         return VideoFrame(p.index, p.frame, False, None, None, None, self.source.crop.copy(), status)
 
 
-def default_video_batch_size(dg: DualGenerator | None) -> int:
-    """Frames per DG batch when none is given: 1 on a CPU, 8 on a GPU.
-
-    On a lightly loaded CPU the generator was slower per frame in batches (batch 8 about 1.26x batch 1) and
-    batches hold more memory (see the README's measured table), so frames go one at a time and each shows as
-    soon as it is made; a GPU needs batches to be busy.
-    """
-    return 1 if dg is None or dg.device.type == "cpu" else 8
-
-
-def _check_video_args(batch_size: int | None, smoothing: float, max_frames: int | None, on_no_face: str) -> None:
-    if batch_size is not None and not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
-        raise InputError(f"batch_size must be None or an integer >= 1, got {batch_size!r}.")
+def _check_video_args(batch_size: int, smoothing: float, max_frames: int | None, on_no_face: str) -> None:
+    if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
+        raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
     if not (isinstance(smoothing, (int, float)) and 0.0 <= smoothing < 1.0):
         raise InputError(f"smoothing must be in [0, 1) (0 = off, 0.5 = moderate, 0.8 = strong), got {smoothing!r}.")
     if max_frames is not None and not (isinstance(max_frames, (int, np.integer)) and max_frames >= 1):
@@ -565,7 +554,7 @@ def iter_reenact_video(
     *,
     dg: DualGenerator | None = None,
     backend="auto",
-    batch_size: int | None = None,
+    batch_size: int = 8,
     smoothing: float = 0.0,
     max_frames: int | None = None,
     on_no_face: OnNoFace = "hold",
@@ -586,8 +575,7 @@ def iter_reenact_video(
         driving: path of the driving video.
         dg: a DualGenerator, or None for the warp baseline.
         backend: landmark backend (source and frames).
-        batch_size: frames per DG batch (>= 1); None (default): :func:`default_video_batch_size` (1 on a CPU,
-            8 on a GPU).
+        batch_size: frames per DG batch (>= 1).
         smoothing: EMA factor in [0, 1) on the crop-px landmarks; 0 = none.
         max_frames: stop after this many frames (None: all).
         on_no_face: "hold" or "source".
@@ -615,7 +603,6 @@ def _iter_video(src, frames, dg, backend, batch_size, smoothing, on_no_face, tim
                 overlap: bool | None = None) -> Iterator[VideoFrame]:
     state = _VideoRun(src, dg, float(smoothing), on_no_face, timer)
     batch: list[_Pending] = []
-    batch_size = batch_size or default_video_batch_size(dg)
     if overlap is None:
         overlap = dg is not None and dg.device.type != "cpu"
     detected = _detected_frames(frames, backend, timer, depth=2 * batch_size) if dg is not None and overlap else (
@@ -707,7 +694,7 @@ def reenact_video(
     *,
     dg: DualGenerator | None = None,
     backend="auto",
-    batch_size: int | None = None,
+    batch_size: int = 8,
     smoothing: float = 0.0,
     progress: bool = True,
     max_frames: int | None = None,
@@ -835,8 +822,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="auto", help="landmark backend: auto, mediapipe, fan, fan2d")
     add_dg_arguments(p)
     p.add_argument("--baseline-only", action="store_true", help="no DG: write the warp baseline")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="video: frames per DG batch (default: 1 on a CPU, 8 on a GPU)")
+    p.add_argument("--batch-size", type=int, default=8, help="video: frames per DG batch (default 8)")
     p.add_argument("--smoothing", type=float, default=0.0, help="video: landmark EMA factor in [0,1) (default 0)")
     p.add_argument("--max-frames", type=int, default=None, help="video: stop after N frames")
     p.add_argument("--on-no-face", choices=("hold", "source"), default="hold",

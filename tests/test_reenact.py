@@ -12,7 +12,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from dgkit import cli
 from dgkit import reenact as rn
@@ -279,17 +278,6 @@ def test_video_bad_files(tmp_path, astronaut):
 def test_video_bad_arguments(tmp_path, video, astronaut, kwargs):
     with pytest.raises(InputError):
         rn.iter_reenact_video(astronaut, video, **kwargs)
-
-
-def test_video_batch_default_follows_the_device():
-    """CPUs get batch 1 (batches are slower per frame there, see the README's measured table), GPUs batch 8."""
-    class _On:
-        def __init__(self, kind):
-            self.device = torch.device(kind)
-
-    assert rn.default_video_batch_size(None) == 1
-    assert rn.default_video_batch_size(_On("cpu")) == 1
-    assert rn.default_video_batch_size(_On("cuda")) == 8
 
 
 # --- command line ---------------------------------------------------------------------------------------------
