@@ -13,7 +13,7 @@ overlap, read/detect/align run on the other thread, so the shares add up to more
 landmark detection time per image of each available backend (median; see benchmarks/bench_landmarks.py).
 
     python benchmarks/bench_video.py [--frames 12] [--batch-sizes 1 8] [--precisions fp32 bf16] [--repeats 3]
-                                     [--backend auto] [--device cpu] [--skip-dg]
+                                     [--backend auto] [--device cpu] [--skip-dg] [--compile]
 """
 
 from __future__ import annotations
@@ -141,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detect-runs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=1, help="interleaved runs of each configuration (median)")
     parser.add_argument("--skip-dg", action="store_true", help="time only the warp baseline")
+    parser.add_argument("--compile", action="store_true",
+                        help="add DG with the first precision compiled (load_dg(compile=True)) at the first batch "
+                             "size; its compile (or cache load) time is printed and excluded")
     args = parser.parse_args(argv)
 
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
@@ -159,6 +162,18 @@ def main(argv: list[str] | None = None) -> int:
                     if precision == args.precisions[0] and batch == args.batch_sizes[-1]:
                         configs.append((f"DG {precision}, batch {batch}, no overlap (synthetic weights, 256 px)", dg,
                                         batch, False))
+            if args.compile:
+                dg = load_dg(synthetic_weights_dir(1234), device=args.device, precision=args.precisions[0],
+                             compile=True)
+                batch = args.batch_sizes[0]
+                start = time.perf_counter()
+                for _ in iter_reenact_video(source, video, dg=dg, backend=args.backend, batch_size=batch,
+                                            max_frames=batch, overlap=False):
+                    pass
+                print(f"compiled generator, batch {batch}: first call (compile or cache load) "
+                      f"{time.perf_counter() - start:.1f} s")
+                configs.append((f"DG {args.precisions[0]} compiled, batch {batch}, no overlap (synthetic weights, "
+                                "256 px)", dg, batch, False))
         runs: dict[str, list[dict[str, float]]] = {label: [] for label, *_ in configs}
         for _ in range(args.repeats):  # interleaved: load from other processes hits every configuration alike
             for label, dg, batch, overlap in configs:

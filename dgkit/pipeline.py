@@ -25,6 +25,7 @@ import contextlib
 import copy
 import functools
 import logging
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +129,8 @@ class Reenactment:
         precision: numeric precision of the model that made it ("fp32", "tf32", "bf16", "fp16").
         weights_info: the :class:`WeightsInfo` of the model that made it (``.trained`` is False for synthetic
             weights: their images need the UNTRAINED banner, see :func:`dgkit.viz.is_untrained`).
+        compiled: whether the generator ran compiled (``load_dg(..., compile=True)``; within a grey level of the
+            eager run, not bit-identical).
     """
 
     source_image: np.ndarray
@@ -143,6 +146,7 @@ class Reenactment:
     weights: str = "official"
     precision: str = "fp32"
     weights_info: WeightsInfo = field(default_factory=lambda: WeightsInfo("official", trained=True))
+    compiled: bool = False
 
     def __len__(self) -> int:
         return len(self.image)
@@ -280,6 +284,7 @@ class DualGenerator(nn.Module):
         self.eval()
         self._apply_precision()
         self.to(torch.device(device))
+        self.__dict__["_compiled_generator"] = None  # kept out of nn.Module's registry (and the state dict)
 
     def to(self, *args, **kwargs):
         """``nn.Module.to``, then the memory format that is fastest for the device (see ``memory_format``)."""
@@ -338,10 +343,45 @@ class DualGenerator(nn.Module):
         if self._precision not in ("fp32", "tf32"):
             raise InputError(f"to_precision needs a float32 model (this one is {self._precision}); "
                              "load a float32 model with dgkit.load_dg(..., precision='fp32')")
-        clone = copy.deepcopy(self)
+        compiled = self.__dict__["_compiled_generator"]
+        clone = copy.deepcopy(self, {id(compiled): None} if compiled is not None else None)  # the copy runs eager
         clone._precision = _check_precision(precision, self.device)
         clone._apply_precision()
         return clone
+
+    @property
+    def compiled(self) -> bool:
+        """Whether :meth:`generate` runs a compiled generator (see :meth:`compile_generator`)."""
+        return self.__dict__["_compiled_generator"] is not None
+
+    def compile_generator(self) -> "DualGenerator":
+        """Compile the generator with ``torch.compile`` (inductor, static shapes); returns ``self``.
+
+        What ``load_dg(..., compile=True)`` does. The first call per batch size and device compiles (minutes on a
+        small CPU); the generated code is kept in :func:`compile_cache_dir`, so later sessions skip most of that.
+        Results are within a grey level of the eager float32 run (the compiler fuses elementwise steps and
+        reorders float operations), so the exact demo-conformant path stays the eager default.
+        The weights stay inputs of the compiled code (inductor's weight freezing was slower here and its
+        prepacked weights cannot be cached: benchmarks/bench_compile.py). :meth:`to_precision` copies run eager;
+        :meth:`generator_activations` always runs eager.
+        """
+        _use_compile_cache()
+        compiled = torch.compile(self.generator, dynamic=False)
+        self.__dict__["_compiled_generator"] = compiled
+        return self
+
+    def _run_generator(self, sketch: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """The generator, compiled when :attr:`compiled` (falling back to eager, with a warning, if compiling fails)."""
+        compiled = self.__dict__["_compiled_generator"]
+        if compiled is None:
+            return self.generator(sketch, style)
+        try:
+            return compiled(sketch, style)
+        except torch._dynamo.exc.BackendCompilerFailed as exc:
+            warnings.warn(f"dgkit: compiling the generator failed ({str(exc).splitlines()[0]}); running it eager. "
+                          "torch.compile needs a working C++ compiler on CPU", RuntimeWarning, stacklevel=3)
+            self.__dict__["_compiled_generator"] = None
+            return self.generator(sketch, style)
 
     @property
     def sketch_intensity(self) -> str:
@@ -471,7 +511,7 @@ class DualGenerator(nn.Module):
         x = self.sketch_tensor(sketch, sketch_intensity)
         style = _as_vector_batch(style_code, 128, "style_code")
         n = _broadcast(len(x), len(style), ("sketches", "style codes"))
-        out = self.generator(x.expand(n, -1, -1, -1) if len(x) != n else x, self._tensor(_repeat(style, n)))
+        out = self._run_generator(x.expand(n, -1, -1, -1) if len(x) != n else x, self._tensor(_repeat(style, n)))
         if output == "float":
             return out.float().permute(0, 2, 3, 1).cpu().numpy()
         return to_uint8_image(out)
@@ -560,7 +600,7 @@ class DualGenerator(nn.Module):
             target[:, upper] = target[:, lower] + ratio[:, None] * (ref[:, upper] - ref[:, lower])
         lines = (draw_sketches_torch(target) > 0).float() * SKETCH_INTENSITIES[self._intensity(sketch_intensity)]
         sketch = lines[:, None].expand(-1, 3, -1, -1).contiguous(memory_format=self.memory_format)
-        return self.generator(sketch, style_code.to(self.device, torch.float32).expand(n, -1))
+        return self._run_generator(sketch, style_code.to(self.device, torch.float32).expand(n, -1))
 
     def reenact(self, source, reference_landmarks, *, sketch_intensity: SketchIntensity | None = None,
                 timer=None) -> Reenactment:
@@ -587,7 +627,7 @@ class DualGenerator(nn.Module):
             landmark_code=chain.reference.landmark_code, decoded_landmarks=chain.decoded_landmarks,
             target_landmarks=chain.target_landmarks, sketch=chain.sketch, style_code=enc.style_code,
             image=chain.image, sketch_intensity=chain.sketch_intensity, weights=self.weights.label,
-            precision=self.precision, weights_info=self.weights,
+            precision=self.precision, weights_info=self.weights, compiled=self.compiled,
         )
 
 
@@ -602,6 +642,28 @@ def cpu_has_fast_bf16() -> bool:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def compile_cache_dir() -> Path:
+    """Where ``torch.compile`` keeps dgkit's compiled generator code: ``$TORCHINDUCTOR_CACHE_DIR`` when set,
+    else ``inductor/`` in dgkit's user cache (``dgkit.weights.cache_dir()``)."""
+    from . import weights as weights_mod
+
+    env = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    return Path(env) if env else weights_mod.cache_dir() / "inductor"
+
+
+def _use_compile_cache() -> None:
+    """Point torch's compiled-code caches at :func:`compile_cache_dir` (process-wide; torch reads it from the
+    environment) so a compile is paid once per machine, not once per session."""
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
+
+    directory = compile_cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(directory)
+    inductor_config.fx_graph_cache = True  # on disk (torch's default, made explicit)
+    functorch_config.enable_autograd_cache = True
 
 
 def _check_precision(precision: str, device: torch.device) -> str:
@@ -622,7 +684,7 @@ def _load_strict(net: nn.Module, state: dict, name: str, assign: bool = False) -
 
 def load_dg(weights_dir: str | Path | None = None, *, device: str | torch.device = "cpu",
             sketch_intensity: SketchIntensity = "demo", allow_synthetic: bool = False,
-            precision: Precision = "fp32") -> DualGenerator:
+            precision: Precision = "fp32", compile: bool = False) -> DualGenerator:
     """Build DG and load the official weights.
 
     Args:
@@ -637,6 +699,10 @@ def load_dg(weights_dir: str | Path | None = None, *, device: str | torch.device
             decoder, style encoder and VGG-Face, faster on CPUs with AVX-512 BF16/AMX and on GPUs; IDSG and the
             sketch stay exact), "fp16" (GPU only) or "tf32" (GPU TF32 float32). See :data:`PRECISIONS`; the README's
             measured table says what each costs in fidelity. Recorded on every :class:`Reenactment`.
+        compile: compile the generator with ``torch.compile`` (:meth:`DualGenerator.compile_generator`): faster
+            repeated runs (video, live) after a one-time compile per batch size (a minute or more on a small CPU,
+            seconds later from :func:`compile_cache_dir`); within a grey level of the eager run, not
+            bit-identical, so the default (False) stays the exact path. Recorded as ``Reenactment.compiled``.
     Raises:
         WeightsNotFoundError: files are missing (the message lists each and how to get it).
         CheckpointError / UnsafeCheckpointError: a file is corrupt, mismatched or unsafe.
@@ -662,4 +728,5 @@ def load_dg(weights_dir: str | Path | None = None, *, device: str | torch.device
     with torch.device("meta"):  # no random initialisation: every parameter comes from the checkpoints
         dg = DualGenerator(sketch_intensity=sketch_intensity, weights=info, precision=precision, device="meta")
     dg.load_official_state(blobs["rfg"], blobs["idsg"], blobs["vgg_face"])
-    return dg.to(torch.device(device))
+    dg = dg.to(torch.device(device))
+    return dg.compile_generator() if compile else dg

@@ -27,7 +27,7 @@ __all__ = ["add_dg_arguments", "load_dg_from_args", "register_cli"]
 
 
 def add_dg_arguments(p: argparse.ArgumentParser) -> None:
-    """The options that choose the DG model (``--weights --synthetic --device --precision --sketch-intensity``),
+    """The options that choose the DG model (``--weights --synthetic --device --precision --sketch-intensity --compile``),
     shared by every command that runs DG; :func:`load_dg_from_args` reads them."""
     p.add_argument("--weights", default=None, help="folder with the official DG weights (default: search)")
     p.add_argument("--synthetic", action="store_true",
@@ -38,6 +38,9 @@ def add_dg_arguments(p: argparse.ArgumentParser) -> None:
                         "bfloat16), fp16 / tf32 (GPU only)")
     p.add_argument("--sketch-intensity", choices=("demo", "train"), default="demo",
                    help="sketch line value fed to the generator: demo (1/255, as released) or train (1.0)")
+    p.add_argument("--compile", action="store_true",
+                   help="compile the generator (torch.compile): faster video/live after a one-time compile per "
+                        "batch size, cached in dgkit's cache folder; within a grey level of the exact default")
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -79,7 +82,8 @@ def load_dg_from_args(args: argparse.Namespace):
 
     try:
         return load_dg(args.weights, device=args.device, sketch_intensity=args.sketch_intensity,
-                       allow_synthetic=args.synthetic, precision=args.precision)
+                       allow_synthetic=args.synthetic, precision=args.precision,
+                       compile=args.compile)
     except WeightsNotFoundError as exc:
         raise WeightsNotFoundError(
             f"{exc}\nTo try the pipeline anyway, add --synthetic (UNTRAINED weights: the images are noise-like) "

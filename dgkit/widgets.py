@@ -953,7 +953,7 @@ class LargePoseApp(_PanelApp, W.VBox):
             landmark_code=chain.reference.landmark_code, decoded_landmarks=chain.decoded_landmarks,
             target_landmarks=chain.target_landmarks, sketch=chain.sketch, style_code=enc.style_code, image=image,
             sketch_intensity=chain.sketch_intensity, weights=self.dg.weights.label, weights_info=self.dg.weights,
-            precision=getattr(self.dg, "precision", "fp32"))
+            precision=getattr(self.dg, "precision", "fp32"), compiled=getattr(self.dg, "compiled", False))
         self._show_face(image[0], t0)
         return True
 
