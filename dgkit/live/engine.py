@@ -158,6 +158,8 @@ class LiveStats:
         processed: frames that went through the shape path (with or without a face).
         dropped: frames never processed because a newer one arrived first (``captured - processed`` at rest).
         no_face: processed frames without a face.
+        tracked, searched: processed frames whose face the tracker followed from the previous frame, and
+            frames that needed a full face search (all of them without tracking).
         dg_frames, warp_frames: finished DG faces and warp baselines.
         latency_mean_s, latency_p95_s: camera capture -> sketch panel ready, seconds.
         dg_latency_mean_s, dg_latency_p95_s: camera capture -> DG panel ready, seconds.
@@ -171,6 +173,8 @@ class LiveStats:
     processed: int = 0
     dropped: int = 0
     no_face: int = 0
+    tracked: int = 0
+    searched: int = 0
     dg_frames: int = 0
     warp_frames: int = 0
     latency_mean_s: float = float("nan")
@@ -189,6 +193,7 @@ class LiveStats:
             f"frames: {self.captured} captured, {self.processed} processed, {self.dropped} dropped, "
             f"{self.no_face} without a face; {self.dg_frames} DG faces, {self.warp_frames} warps "
             f"in {self.seconds:.1f} s (warm-up {self.warmup_s:.1f} s)",
+            f"faces: {self.tracked} tracked from the previous frame, {self.searched} full searches",
             f"latency camera->sketch: mean {ms(self.latency_mean_s)}, p95 {ms(self.latency_p95_s)}; "
             f"camera->DG: mean {ms(self.dg_latency_mean_s)}, p95 {ms(self.dg_latency_p95_s)}",
             "panels (frames/s): " + ", ".join(f"{k} {v:.1f}" for k, v in self.fps.items()),
@@ -327,6 +332,9 @@ class LiveEngine:
         source: the source face: a photo (path or RGB array) or a :class:`dgkit.reenact.AlignedFace`.
         frames: where camera frames come from (:class:`CameraSource`, :class:`VideoFileSource`, ...).
         backend: landmark backend for the camera frames (``"auto"``, ``"mediapipe"``, ... or an instance).
+        tracking: follow the face from frame to frame (:class:`~dgkit.live.tracking.FaceTracker`: one landmark
+            model run per frame, a full search only when the face is lost and every ``redetect_every`` frames)
+            when the backend is mediapipe; False, or another backend: a full search on every frame.
         smoothing: :class:`OneEuroParams`, a string for :func:`parse_smoothing` (``"one-euro"``,
             ``"one-euro:1.0,0.05"``, ``"none"``) or None (no smoothing).
         generator: run the DG generator (the DG panel); warp: run the warp baseline panel.
@@ -343,7 +351,8 @@ class LiveEngine:
     def __init__(self, dg: DualGenerator, source, frames: FrameSource, *, backend="auto",
                  smoothing: OneEuroParams | str | None = "one-euro", generator: bool = True, warp: bool = True,
                  on_update: Callable[[str, LiveFrame], None] | None = None,
-                 on_take: Callable[[float], None] | None = None, label_untrained: bool = True):
+                 on_take: Callable[[float], None] | None = None, label_untrained: bool = True,
+                 tracking: bool = True, redetect_every: int = 30):
         from ..viz import is_untrained
 
         self.dg, self.frames, self.backend = dg, frames, backend
@@ -354,6 +363,8 @@ class LiveEngine:
         self.untrained = label_untrained and is_untrained(dg)
         self.error: BaseException | None = None
         self.warmed_up = False
+        self.tracking, self.redetect_every = bool(tracking), int(redetect_every)
+        self.tracker = None  # a FaceTracker once warm_up() found the backend trackable
         self._filter = OneEuroFilter(self.smoothing) if self.smoothing else None
         self._lock = threading.RLock()
         self._slot = Slot()
@@ -383,8 +394,14 @@ class LiveEngine:
         """Run every network once on the source face so the first camera frame is not slow; returns seconds."""
         from ..landmarks import detect_faces
 
+        from .tracking import FaceTracker
+
         start = time.perf_counter()
         detect_faces(self.source.photo, self.backend)
+        if self.tracking and self.tracker is None and FaceTracker.supports(self.backend):
+            self.tracker = FaceTracker(self.backend, redetect_every=self.redetect_every)
+        if self.tracker is not None:
+            self.tracker.warm_up(np.ascontiguousarray(self.source.photo))
         lm = self.source.crop_landmarks[:, :2]
         style = self.encoding.style_code if self.use_generator else None
         self.dg.run_chain(lm, self.encoding.id_feature, style)
@@ -503,6 +520,7 @@ class LiveEngine:
         end = self._t_end if not self.running and self._t_end else time.monotonic()
         wall = max(end - self._t_start, 1e-9) if self._t_start else 0.0
         skipped = self.frames.skipped
+        tracker = self.tracker
         lat, dg_lat = _mean_p95(self._latency), _mean_p95(self._dg_latency)
         counts = {"capture": self._captured + skipped, "sketch": self._processed, "dg": self._dg_frames,
                   "warp": self._warp_frames}
@@ -510,6 +528,8 @@ class LiveEngine:
         return LiveStats(
             captured=self._captured + skipped, processed=self._processed,
             dropped=self._slot_dropped + skipped, no_face=self._no_face, dg_frames=self._dg_frames,
+            tracked=tracker.tracked if tracker else 0,
+            searched=tracker.searched if tracker else self._processed,
             warp_frames=self._warp_frames, latency_mean_s=lat[0], latency_p95_s=lat[1],
             dg_latency_mean_s=dg_lat[0], dg_latency_p95_s=dg_lat[1],
             fps={k: (v / wall if wall else 0.0) for k, v in counts.items()}, stage_fps=stage, seconds=wall,
@@ -534,6 +554,8 @@ class LiveEngine:
         self.error = None
         if self._filter is not None:
             self._filter.reset()
+        if self.tracker is not None:
+            self.tracker.reset(counters=True)
         self._slot.clear()
 
     def _timed(self, name: str, fn, *args):
@@ -600,7 +622,10 @@ class LiveEngine:
             encoding = self.encoding
         index = self._processed
         t_start = time.monotonic()
-        faces = self._timed("detect", detect_faces, frame, self.backend)
+        if self.tracker is not None:
+            faces = self._timed("detect", self.tracker, frame)
+        else:
+            faces = self._timed("detect", detect_faces, frame, self.backend)
         previous = self._latest
         if not faces:
             out = LiveFrame(index, t_capture, frame, False)
