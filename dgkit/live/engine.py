@@ -5,8 +5,9 @@
     capture thread   source.read() ──► [latest-frame slot, 1 frame] ──► (older unread frame: dropped)
     shape thread     newest frame ─► detect ─► align ─► One-Euro smooth ─► IDSG ─► sketch     (camera's pace)
                                                                               │  newest target/sketch
-    generator thread                              [slot] ◄───────────────────┤  ─► RFG generator ─► DG panel
-    warp thread                                   [slot] ◄───────────────────┘  ─► warp baseline panel
+    generator thread                              [slot] ◄───────────────────┘  ─► RFG generator ─► DG panel
+    warp thread                  [slot] ◄── the frame the generator took  ─► warp baseline panel
+                                  (``warp_rate="camera"``: every processed frame)
 
 Each arrow into a worker goes through a one-item slot where the newest item replaces an unread one, so no
 queue can grow: the shape path keeps the camera's pace (it drops camera frames when it is slower), and the
@@ -338,6 +339,10 @@ class LiveEngine:
         smoothing: :class:`OneEuroParams`, a string for :func:`parse_smoothing` (``"one-euro"``,
             ``"one-euro:1.0,0.05"``, ``"none"``) or None (no smoothing).
         generator: run the DG generator (the DG panel); warp: run the warp baseline panel.
+        warp_rate: ``"dg"`` (default): the warp baseline is made from the same camera frame as each DG face, so
+            the two panels compare like with like and the warp takes next to no CPU from the generator;
+            ``"camera"``: from every processed frame (smoother, ~15 ms of CPU per frame). Without the
+            generator the warp always follows the camera.
         on_update: ``callback(kind, frame)`` after each new panel state, kind "shape", "dg" or "warp"
             (called from the engine's threads; keep it short).
         on_take: ``callback(t_capture)`` when the shape path takes a frame to process (the notebook app's
@@ -352,7 +357,7 @@ class LiveEngine:
                  smoothing: OneEuroParams | str | None = "one-euro", generator: bool = True, warp: bool = True,
                  on_update: Callable[[str, LiveFrame], None] | None = None,
                  on_take: Callable[[float], None] | None = None, label_untrained: bool = True,
-                 tracking: bool = True, redetect_every: int = 30):
+                 tracking: bool = True, redetect_every: int = 30, warp_rate: str = "dg"):
         from ..viz import is_untrained
 
         self.dg, self.frames, self.backend = dg, frames, backend
@@ -364,6 +369,9 @@ class LiveEngine:
         self.error: BaseException | None = None
         self.warmed_up = False
         self.tracking, self.redetect_every = bool(tracking), int(redetect_every)
+        if warp_rate not in ("dg", "camera"):
+            raise InputError(f"warp_rate must be 'dg' or 'camera', got {warp_rate!r}")
+        self.warp_rate = warp_rate
         self.tracker = None  # a FaceTracker once warm_up() found the backend trackable
         self._filter = OneEuroFilter(self.smoothing) if self.smoothing else None
         self._lock = threading.RLock()
@@ -433,6 +441,7 @@ class LiveEngine:
         self._t_start = time.monotonic()
         self._stop.clear()
         self._done.clear()
+        self._capture_done = False  # before the threads start: a short source may end before the shape loop runs
         if self.use_generator:
             self._gen.start()
         if self.use_warp:
@@ -596,7 +605,6 @@ class LiveEngine:
             self._capture_done = True
 
     def _shape_loop(self) -> None:
-        self._capture_done = False
         try:
             while not self._stop.is_set():
                 item = self._slot.take(0.05)
@@ -646,11 +654,11 @@ class LiveEngine:
             chain = self.dg.run_chain(crop_lm[:, :2], encoding.id_feature, timer=self._stage_timer)
             target, sketch = chain.target_landmarks, chain.sketch
             out = LiveFrame(index, t_capture, frame, True, image_lm, crop_lm, target[0], sketch[0])
+            if self.use_warp and self._neutral is None:
+                self._neutral = crop_lm.copy()  # the first face of the run: the relative-3D baseline's rest pose
             if self.use_generator:
-                self._gen.submit((index, t_capture, sketch, encoding))
-            if self.use_warp:
-                if self._neutral is None:
-                    self._neutral = crop_lm.copy()  # the first face of the run: the relative-3D baseline's rest pose
+                self._gen.submit((index, t_capture, sketch, encoding, crop_lm))
+            if self.use_warp and (self.warp_rate == "camera" or not self.use_generator):
                 self._warp.submit((index, t_capture, crop_lm))
         if previous is not None:  # the slower panels keep their newest finished image
             out.dg_image, out.dg_index, out.dg_t_capture = previous.dg_image, previous.dg_index, previous.dg_t_capture
@@ -668,7 +676,9 @@ class LiveEngine:
     def _generate(self, item) -> np.ndarray:
         from ..reenact import _untrained_banner
 
-        _, _, sketch, encoding = item
+        index, t_capture, sketch, encoding, crop_lm = item
+        if self.use_warp and self.warp_rate == "dg":  # the warp baseline of the same frame, alongside
+            self._warp.submit((index, t_capture, crop_lm))
         image = self._timed("generator", self.dg.generate, sketch, encoding.style_code)[0]
         return _untrained_banner(image) if self.untrained else image
 
