@@ -329,15 +329,13 @@ def test_recorder_drops_frames_written_after_close_and_refuses_an_existing_file(
 
 def test_warp_follows_the_generator_or_the_camera(synthetic_dg, sample_face):
     """warp_rate="dg": the warp baseline is made from the frames the generator took (never more often)."""
-    from dgkit.errors import InputError
-
     with pytest.raises(InputError):
         _engine(synthetic_dg, sample_face, ArraySource([sample_face[0]]), warp_rate="often")
     taken: list[int] = []
     eng, _ = _engine(synthetic_dg, sample_face, ArraySource([sample_face[0]], fps=10, loop=4), generator=True,
                      warp=True)
-    generate = eng._generate
-    eng._generate = lambda item: (taken.append(item[0]), generate(item))[1]
+    generate = eng._gen.fn
+    eng._gen.fn = lambda item: (taken.append(item[0]), generate(item))[1]
     stats = eng.run()
     assert stats.warp_frames >= 1 and stats.warp_frames <= len(taken) <= stats.processed
     assert eng.latest().warp_index in taken
