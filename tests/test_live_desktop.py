@@ -122,7 +122,7 @@ def test_window_under_xvfb_shows_the_panels(xvfb, clip, synthetic_weights_env):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DISPLAY": xvfb, "PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "xcb"}
     proc = subprocess.Popen([sys.executable, "-m", "dgkit", "live", "astronaut", "--video", str(clip),
-                             "--backend", "mediapipe", "--synthetic", "--max-frames", "40"],
+                             "--backend", "mediapipe", "--synthetic", "--max-frames", "90"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     best, shot = 0, None  # the last screenshot showing the window (the root window is black, the panels not)
     try:
@@ -141,7 +141,8 @@ def test_window_under_xvfb_shows_the_panels(xvfb, clip, synthetic_weights_env):
     assert shot is not None
     write_image(ARTIFACTS / "desktop_window.png", shot, overwrite=True)  # the newest screenshot to look at
     assert best > 1024 * 278 * 0.5, f"the window was not seen on the display ({best} lit pixels)\n{out}"
-    # a DG face arrived: the third panel (x 512..768) carries the red UNTRAINED banner
+    # a DG face arrived (90 frames = 6 s at the clip's 15 frames/s: several generator times even on a busy
+    # machine): the third panel (x 512..768) carries the red UNTRAINED banner
     dg_tile = shot[:, 512:768]
     red = (dg_tile[..., 0] > 150) & (dg_tile[..., 1] < 60) & (dg_tile[..., 2] < 60)
     assert red.sum() > 2000, "no DG face with its red UNTRAINED banner in the window"
@@ -155,12 +156,17 @@ def test_window_keys_snapshot_record_quit(xvfb, synthetic_dg, tmp_path, monkeypa
     frames = ArraySource([dgkit.sample_image("astronaut")], fps=15, loop=10_000)
     engine = LiveEngine(synthetic_dg, dgkit.sample_image("astronaut"), frames, backend="mediapipe",
                         generator=False, warp=False)
-    plan = {1: "s", 2: "r", 4: "r", 5: "q"}  # processed frames -> key pressed once that many were shown
+    # key, processed frames since the previous key (counted from it, so a slow refresh on a loaded machine
+    # cannot press start and stop of the recording with no frame in between)
+    steps = [("s", 1), ("r", 1), ("r", 2), ("q", 1)]
+    state = {"at": 0}
 
     def press(eng):
         done = eng.stats().processed
-        due = [n for n in plan if n <= done]
-        return ord(plan.pop(min(due))) if due else None
+        if steps and done - state["at"] >= steps[0][1]:
+            state["at"] = done
+            return ord(steps.pop(0)[0])
+        return None
 
     stats = run_window(engine, snapshot_dir=tmp_path, press=press)
     assert not engine.running and stats.processed >= 1

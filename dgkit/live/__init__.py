@@ -5,7 +5,8 @@
   recording of the side-by-side panels.
 * frame sources: :class:`CameraSource`, :class:`VideoFileSource` (a file at its frame rate, dropping frames like
   a camera), :class:`ArraySource` (frames in memory), :class:`PushSource` (frames pushed by the notebook app).
-* :class:`OneEuroFilter`: the low-latency landmark smoother.
+* :class:`OneEuroFilter`: the low-latency landmark smoother; :class:`FaceTracker`: follows the face between
+  frames (mediapipe), a full face search only when it is lost.
 * front-ends: ``dgkit live`` (OpenCV window, :mod:`dgkit.live.desktop`) and :class:`dgkit.widgets.LiveApp`.
 """
 
@@ -14,7 +15,8 @@ from __future__ import annotations
 from .engine import LiveEngine, LiveFrame, LiveStats, Slot, compose_panels
 from .filters import OneEuroFilter, OneEuroParams, parse_smoothing
 from .sources import ArraySource, CameraError, CameraSource, FrameSource, PushSource, VideoFileSource
+from .tracking import FaceTracker
 
-__all__ = ["ArraySource", "CameraError", "CameraSource", "FrameSource", "LiveEngine", "LiveFrame", "LiveStats",
-           "OneEuroFilter", "OneEuroParams", "PushSource", "Slot", "VideoFileSource", "compose_panels",
+__all__ = ["ArraySource", "CameraError", "CameraSource", "FaceTracker", "FrameSource", "LiveEngine", "LiveFrame",
+           "LiveStats", "OneEuroFilter", "OneEuroParams", "PushSource", "Slot", "VideoFileSource", "compose_panels",
            "parse_smoothing"]

@@ -5,8 +5,9 @@
     capture thread   source.read() ──► [latest-frame slot, 1 frame] ──► (older unread frame: dropped)
     shape thread     newest frame ─► detect ─► align ─► One-Euro smooth ─► IDSG ─► sketch     (camera's pace)
                                                                               │  newest target/sketch
-    generator thread                              [slot] ◄───────────────────┤  ─► RFG generator ─► DG panel
-    warp thread                                   [slot] ◄───────────────────┘  ─► warp baseline panel
+    generator thread                              [slot] ◄───────────────────┘  ─► RFG generator ─► DG panel
+    warp thread                  [slot] ◄── the frame the generator took  ─► warp baseline panel
+                                  (``warp_rate="camera"``: every processed frame)
 
 Each arrow into a worker goes through a one-item slot where the newest item replaces an unread one, so no
 queue can grow: the shape path keeps the camera's pace (it drops camera frames when it is slower), and the
@@ -162,6 +163,8 @@ class LiveStats:
         processed: frames that went through the shape path (with or without a face).
         dropped: frames never processed because a newer one arrived first (``captured - processed`` at rest).
         no_face: processed frames without a face.
+        tracked, searched: processed frames whose face the tracker followed from the previous frame, and
+            frames that needed a full face search (all of them without tracking).
         dg_frames, warp_frames: finished DG faces and warp baselines.
         latency_mean_s, latency_p95_s: camera capture -> sketch panel ready, seconds.
         dg_latency_mean_s, dg_latency_p95_s: camera capture -> DG panel ready, seconds.
@@ -175,6 +178,8 @@ class LiveStats:
     processed: int = 0
     dropped: int = 0
     no_face: int = 0
+    tracked: int = 0
+    searched: int = 0
     dg_frames: int = 0
     warp_frames: int = 0
     latency_mean_s: float = float("nan")
@@ -193,6 +198,7 @@ class LiveStats:
             f"frames: {self.captured} captured, {self.processed} processed, {self.dropped} dropped, "
             f"{self.no_face} without a face; {self.dg_frames} DG faces, {self.warp_frames} warps "
             f"in {self.seconds:.1f} s (warm-up {self.warmup_s:.1f} s)",
+            f"faces: {self.tracked} tracked from the previous frame, {self.searched} full searches",
             f"latency camera->sketch: mean {ms(self.latency_mean_s)}, p95 {ms(self.latency_p95_s)}; "
             f"camera->DG: mean {ms(self.dg_latency_mean_s)}, p95 {ms(self.dg_latency_p95_s)}",
             "panels (frames/s): " + ", ".join(f"{k} {v:.1f}" for k, v in self.fps.items()),
@@ -335,9 +341,16 @@ class LiveEngine:
         source: the source face: a photo (path or RGB array) or a :class:`dgkit.reenact.AlignedFace`.
         frames: where camera frames come from (:class:`CameraSource`, :class:`VideoFileSource`, ...).
         backend: landmark backend for the camera frames (``"auto"``, ``"mediapipe"``, ... or an instance).
+        tracking: follow the face from frame to frame (:class:`~dgkit.live.tracking.FaceTracker`: one landmark
+            model run per frame, a full search only when the face is lost and every ``redetect_every`` frames)
+            when the backend is mediapipe; False, or another backend: a full search on every frame.
         smoothing: :class:`OneEuroParams`, a string for :func:`parse_smoothing` (``"one-euro"``,
             ``"one-euro:1.0,0.05"``, ``"none"``) or None (no smoothing).
         generator: run the DG generator (the DG panel); warp: run the warp baseline panel.
+        warp_rate: ``"dg"`` (default): the warp baseline is made from the same camera frame as each DG face, so
+            the two panels compare like with like and the warp takes next to no CPU from the generator;
+            ``"camera"``: from every processed frame (smoother, ~15 ms of CPU per frame). Without the
+            generator the warp always follows the camera.
         on_update: ``callback(kind, frame)`` after each new panel state, kind "shape", "dg" or "warp"
             (called from the engine's threads; keep it short).
         on_take: ``callback(t_capture)`` when the shape path takes a frame to process (the notebook app's
@@ -351,7 +364,8 @@ class LiveEngine:
     def __init__(self, dg: DualGenerator, source, frames: FrameSource, *, backend="auto",
                  smoothing: OneEuroParams | str | None = "one-euro", generator: bool = True, warp: bool = True,
                  on_update: Callable[[str, LiveFrame], None] | None = None,
-                 on_take: Callable[[float], None] | None = None, label_untrained: bool = True):
+                 on_take: Callable[[float], None] | None = None, label_untrained: bool = True,
+                 tracking: bool = True, redetect_every: int = 30, warp_rate: str = "dg"):
         from ..viz import is_untrained
 
         self.dg, self.frames, self.backend = dg, frames, backend
@@ -362,6 +376,11 @@ class LiveEngine:
         self.untrained = label_untrained and is_untrained(dg)
         self.error: BaseException | None = None
         self.warmed_up = False
+        self.tracking, self.redetect_every = bool(tracking), int(redetect_every)
+        if warp_rate not in ("dg", "camera"):
+            raise InputError(f"warp_rate must be 'dg' or 'camera', got {warp_rate!r}")
+        self.warp_rate = warp_rate
+        self.tracker = None  # a FaceTracker once warm_up() found the backend trackable
         self._filter = OneEuroFilter(self.smoothing) if self.smoothing else None
         self._lock = threading.RLock()
         self._slot = Slot()
@@ -391,8 +410,14 @@ class LiveEngine:
         """Run every network once on the source face so the first camera frame is not slow; returns seconds."""
         from ..landmarks import detect_faces
 
+        from .tracking import FaceTracker
+
         start = time.perf_counter()
         detect_faces(self.source.photo, self.backend)
+        if self.tracking and self.tracker is None and FaceTracker.supports(self.backend):
+            self.tracker = FaceTracker(self.backend, redetect_every=self.redetect_every)
+        if self.tracker is not None:
+            self.tracker.warm_up(np.ascontiguousarray(self.source.photo))
         lm = self.source.crop_landmarks[:, :2]
         style = self.encoding.style_code if self.use_generator else None
         self.dg.run_chain(lm, self.encoding.id_feature, style)
@@ -424,6 +449,7 @@ class LiveEngine:
         self._t_start = time.monotonic()
         self._stop.clear()
         self._done.clear()
+        self._capture_done = False  # before the threads start: a short source may end before the shape loop runs
         if self.use_generator:
             self._gen.start()
         if self.use_warp:
@@ -511,6 +537,7 @@ class LiveEngine:
         end = self._t_end if not self.running and self._t_end else time.monotonic()
         wall = max(end - self._t_start, 1e-9) if self._t_start else 0.0
         skipped = self.frames.skipped
+        tracker = self.tracker
         lat, dg_lat = _mean_p95(self._latency), _mean_p95(self._dg_latency)
         counts = {"capture": self._captured + skipped, "sketch": self._processed, "dg": self._dg_frames,
                   "warp": self._warp_frames}
@@ -518,6 +545,8 @@ class LiveEngine:
         return LiveStats(
             captured=self._captured + skipped, processed=self._processed,
             dropped=self._slot_dropped + skipped, no_face=self._no_face, dg_frames=self._dg_frames,
+            tracked=tracker.tracked if tracker else 0,
+            searched=tracker.searched if tracker else self._processed,
             warp_frames=self._warp_frames, latency_mean_s=lat[0], latency_p95_s=lat[1],
             dg_latency_mean_s=dg_lat[0], dg_latency_p95_s=dg_lat[1],
             fps={k: (v / wall if wall else 0.0) for k, v in counts.items()}, stage_fps=stage, seconds=wall,
@@ -542,6 +571,8 @@ class LiveEngine:
         self.error = None
         if self._filter is not None:
             self._filter.reset()
+        if self.tracker is not None:
+            self.tracker.reset(counters=True)
         self._slot.clear()
 
     def _timed(self, name: str, fn, *args):
@@ -582,7 +613,6 @@ class LiveEngine:
             self._capture_done = True
 
     def _shape_loop(self) -> None:
-        self._capture_done = False
         try:
             while not self._stop.is_set():
                 item = self._slot.take(0.05)
@@ -608,7 +638,10 @@ class LiveEngine:
             encoding = self.encoding
         index = self._processed
         t_start = time.monotonic()
-        faces = self._timed("detect", detect_faces, frame, self.backend)
+        if self.tracker is not None:
+            faces = self._timed("detect", self.tracker, frame)
+        else:
+            faces = self._timed("detect", detect_faces, frame, self.backend)
         previous = self._latest
         if not faces:
             out = LiveFrame(index, t_capture, frame, False)
@@ -629,11 +662,11 @@ class LiveEngine:
             chain = self.dg.run_chain(crop_lm[:, :2], encoding.id_feature, timer=self._stage_timer)
             target, sketch = chain.target_landmarks, chain.sketch
             out = LiveFrame(index, t_capture, frame, True, image_lm, crop_lm, target[0], sketch[0])
+            if self.use_warp and self._neutral is None:
+                self._neutral = crop_lm.copy()  # the first face of the run: the relative-3D baseline's rest pose
             if self.use_generator:
-                self._gen.submit((index, t_capture, sketch, encoding))
-            if self.use_warp:
-                if self._neutral is None:
-                    self._neutral = crop_lm.copy()  # the first face of the run: the relative-3D baseline's rest pose
+                self._gen.submit((index, t_capture, sketch, encoding, crop_lm))
+            if self.use_warp and (self.warp_rate == "camera" or not self.use_generator):
                 self._warp.submit((index, t_capture, crop_lm))
         if previous is not None:  # the slower panels keep their newest finished image
             out.dg_image, out.dg_index, out.dg_t_capture = previous.dg_image, previous.dg_index, previous.dg_t_capture
@@ -652,7 +685,9 @@ class LiveEngine:
     def _generate(self, item) -> np.ndarray:
         from ..viz import stamp_untrained
 
-        _, _, sketch, encoding = item
+        index, t_capture, sketch, encoding, crop_lm = item
+        if self.use_warp and self.warp_rate == "dg":  # the warp baseline of the same frame, alongside
+            self._warp.submit((index, t_capture, crop_lm))
         image = self._timed("generator", self.dg.generate, sketch, encoding.style_code)[0]
         return stamp_untrained(image, self.untrained)
 
