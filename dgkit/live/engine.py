@@ -168,10 +168,11 @@ class LiveStats:
         dg_frames, warp_frames: finished DG faces and warp baselines.
         latency_mean_s, latency_p95_s: camera capture -> sketch panel ready, seconds.
         dg_latency_mean_s, dg_latency_p95_s: camera capture -> DG panel ready, seconds.
-        fps: frames/s of each panel over the run: capture, sketch, dg, warp.
+        fps: frames/s of each panel (capture, sketch, dg, warp) from the start to the stop request; a face
+            the generator finishes while the engine stops is in ``dg_frames`` but not in the rate.
         stage_fps: 1 / mean seconds of each stage: detect, align, smooth, idsg, sketch, generator, warp
             (what each stage alone could sustain).
-        seconds: wall time of the run; warmup_s: time spent warming up before the first frame.
+        seconds: wall time from the start to the stop request; warmup_s: time spent warming up before the first frame.
     """
 
     captured: int = 0
@@ -470,6 +471,10 @@ class LiveEngine:
     def stop(self, timeout: float = 30.0) -> LiveStats:
         """Stop the threads, close the source and the recording (always); returns the final stats."""
         self._stop.set()
+        # the panel rates cover the run up to this request: a frame the generator finishes while we wait for it
+        # below must not count, and neither must the wait (it would lower every rate)
+        self._t_end = time.monotonic()
+        self._counts_at_stop = self._panel_counts()
         try:
             self.frames.close()  # unblocks a waiting push source
             for t in self._threads:
@@ -479,7 +484,6 @@ class LiveEngine:
         finally:
             self._threads = []
             self.stop_recording()
-            self._t_end = time.monotonic()
         return self.stats()
 
     def restart(self, **kwargs) -> None:
@@ -539,8 +543,7 @@ class LiveEngine:
         skipped = self.frames.skipped
         tracker = self.tracker
         lat, dg_lat = _mean_p95(self._latency), _mean_p95(self._dg_latency)
-        counts = {"capture": self._captured + skipped, "sketch": self._processed, "dg": self._dg_frames,
-                  "warp": self._warp_frames}
+        counts = self._counts_at_stop if not self.running and self._counts_at_stop else self._panel_counts()
         stage = {k: (n / s if s > 0 else 0.0) for k, (n, s) in self._stage.items() if n}
         return LiveStats(
             captured=self._captured + skipped, processed=self._processed,
@@ -553,7 +556,12 @@ class LiveEngine:
             warmup_s=self._warmup_s)
 
     # internals --------------------------------------------------------------------------------------------
+    def _panel_counts(self) -> dict[str, int]:
+        return {"capture": self._captured + self.frames.skipped, "sketch": self._processed, "dg": self._dg_frames,
+                "warp": self._warp_frames}
+
     def _reset_counters(self) -> None:
+        self._counts_at_stop: dict[str, int] | None = None
         self._captured = self._processed = self._slot_dropped = self._no_face = 0
         self._dg_frames = self._warp_frames = 0
         self._latency: deque[float] = deque(maxlen=10_000)  # bounded: a long session keeps the last 10k
