@@ -1037,8 +1037,6 @@ def dg_overview_figure(result: Any, *, size: float = 1.9) -> Figure:
     """
     from matplotlib.gridspec import GridSpec
 
-    from .sketch import draw_sketch  # noqa: F401 - documented dependency of the sketch panel
-
     run = getattr(result, "dg", None)
     if run is None:
         raise InputError("dg_overview_figure needs a PhotoReenactment made with a DualGenerator (result.dg is None)")

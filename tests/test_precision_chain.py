@@ -8,7 +8,6 @@ import pytest
 import torch
 from torch import nn
 
-import dgkit
 from dgkit.errors import InputError
 from dgkit.models.blocks import InstanceNorm
 from dgkit.models.rfg import calibrate_contrast
