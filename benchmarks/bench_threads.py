@@ -2,7 +2,7 @@
 # usage: python benchmarks/bench_threads.py   (about 15 min on the 2-core VM; prints each run and the medians)
 """Interleaved: seconds per IDSG training step (real-size synthetic VGG-Face) and per RFG step at 64 px,
 torch threads 1 vs 2 (torch's default on this 2-core VM). Prints each run as it finishes."""
-import sys, time, tempfile, statistics
+import time, tempfile, statistics
 from pathlib import Path
 import torch
 from dgkit.training.data import make_synthetic_dataset

@@ -57,7 +57,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="auto", help="landmark backend: auto, mediapipe, fan, fan2d")
     add_dg_arguments(p)
     p.add_argument("--baseline-only", action="store_true", help="no DG: write the warp baseline")
-    p.add_argument("--batch-size", type=int, default=8, help="video: frames per DG batch (default 8)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="video: frames per DG batch (default 1 on a CPU, 8 on a GPU: measured fastest per frame)")
     p.add_argument("--smoothing", type=float, default=0.0, help="video: landmark EMA factor in [0,1) (default 0)")
     p.add_argument("--max-frames", type=int, default=None, help="video: stop after N frames")
     p.add_argument("--on-no-face", choices=("hold", "source"), default="hold",

@@ -249,6 +249,11 @@ def test_stop_and_restart(synthetic_dg, sample_face):
     second = eng.stop()
     assert second.processed == 4  # counters start again from zero
     assert not any(t.name.startswith("dgkit-live") for t in threading.enumerate() if t.is_alive())
+    with eng:  # leaving the block closes the engine, stopping it when it runs
+        eng.start()
+        assert eng.running
+    assert not eng.running
+    assert not any(t.name.startswith("dgkit-live") for t in threading.enumerate() if t.is_alive())
 
 
 @pytest.mark.slow

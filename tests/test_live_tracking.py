@@ -113,3 +113,30 @@ def test_only_the_mediapipe_backend_is_tracked(synthetic_dg, face):
     la, lb = tracked.latest(), untracked.latest()
     if la.camera is lb.camera:
         assert np.abs(la.image_landmarks - lb.image_landmarks)[:, :2].mean() < 2.0
+
+
+def _mediapipe_threads() -> int:
+    import os
+
+    count = 0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                count += f.read().startswith("mediapipe")
+        except OSError:
+            pass
+    return count
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/task"), reason="needs Linux /proc to count threads")
+def test_closing_releases_the_mesh_threads_and_tracking_still_works_after(face):
+    before = _mediapipe_threads()
+    tracker = FaceTracker("mediapipe", redetect_every=0)
+    tracker.warm_up(_frame(face, 0.0))
+    assert _mediapipe_threads() > before  # the mesh graph runs on its own threads
+    tracker.close()
+    assert _mediapipe_threads() == before  # engines made one after another do not pile up threads
+    assert len(tracker(_frame(face, 5.0))) == 1  # a frame after close builds the graph again
+    tracker.close()
+    tracker.close()  # closing twice is harmless
+    assert _mediapipe_threads() == before

@@ -337,6 +337,28 @@ def test_video_bad_files(tmp_path, astronaut):
     assert not (tmp_path / "out.mp4").exists()
 
 
+def test_default_video_batch_size_follows_the_device():
+    from types import SimpleNamespace
+
+    import torch
+
+    assert rn.default_video_batch_size(SimpleNamespace(device=torch.device("cpu"))) == 1  # measured fastest
+    assert rn.default_video_batch_size(SimpleNamespace(device=torch.device("cuda", 0))) == 8
+    assert rn.default_video_batch_size(SimpleNamespace(device=torch.device("mps"))) == 8
+    assert rn.default_video_batch_size(None) == 8  # the warp baseline: batches only bound the frames held
+
+
+@pytest.mark.slow
+def test_video_on_cpu_runs_dg_one_frame_at_a_time_by_default(tmp_path, source_face, synthetic_dg, monkeypatch):
+    video = make_test_video(tmp_path / "drive.mp4", n_frames=3, fps=6.0)
+    sizes = []
+    original = synthetic_dg.reenact
+    monkeypatch.setattr(synthetic_dg, "reenact", lambda enc, lm, **kw: sizes.append(len(lm)) or original(enc, lm, **kw))
+    frames = list(rn.iter_reenact_video(source_face, video, dg=synthetic_dg, backend="mediapipe"))
+    assert [f.status for f in frames] == ["dg"] * 3
+    assert sizes == [1, 1, 1]
+
+
 @pytest.mark.parametrize("kwargs", [{"batch_size": 0}, {"smoothing": 1.0}, {"max_frames": 0},
                                     {"on_no_face": "drop"}])
 def test_video_bad_arguments(tmp_path, video, astronaut, kwargs):

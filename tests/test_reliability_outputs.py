@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dgkit.errors import InputError, OutputBusyError, OutputError, OutputExistsError
+from dgkit.errors import InputError, OutputError, OutputExistsError
 from dgkit.io import (
     VideoWriter,
     atomic_output,

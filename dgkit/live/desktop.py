@@ -148,12 +148,13 @@ def _cli_live(args: argparse.Namespace) -> int:
         print(f"dgkit: warning: DG weights are {dg.weights.label}: the DG panel is NOT a real result")
     engine = LiveEngine(dg, _source_photo(args.source), frames, backend=args.backend, smoothing=smoothing, generator=not args.no_generator)
     print(f"live: warming up ({dg.weights.label} weights on {args.device})...", flush=True)
-    engine.warm_up()
-    if args.no_window:
-        stats = engine.run(max_frames=args.max_frames, record=args.record, overwrite=args.force)
-    else:
-        stats = run_window(engine, max_frames=args.max_frames, record=args.record, snapshot_dir=args.snapshot_dir,
-                           overwrite=args.force)
+    with engine:
+        engine.warm_up()
+        if args.no_window:
+            stats = engine.run(max_frames=args.max_frames, record=args.record, overwrite=args.force)
+        else:
+            stats = run_window(engine, max_frames=args.max_frames, record=args.record,
+                               snapshot_dir=args.snapshot_dir, overwrite=args.force)
     print("live: " + stats.summary().replace("\n", "\nlive: "))
     if args.record:
         print(f"live: recorded {engine.recorded_frames} frames to {args.record}")

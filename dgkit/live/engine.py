@@ -486,6 +486,20 @@ class LiveEngine:
             self.stop_recording()
         return self.stats()
 
+    def close(self) -> None:
+        """Stop (when running) and release the face tracker's model threads (a later start builds them again)."""
+        if self._threads:
+            self.stop()
+        if self.tracker is not None:
+            self.tracker.close()
+            self.tracker = None
+
+    def __enter__(self) -> "LiveEngine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def restart(self, **kwargs) -> None:
         """Stop, then start again (counters and smoothing reset; the source face and warm-up are kept)."""
         self.stop()

@@ -87,6 +87,18 @@ class FaceTracker:
             with quiet_mediapipe():  # a frame without a face ends the mesh's tracking (no graph restart)
                 self._mesh.process(np.zeros((64, 64, 3), np.uint8))
 
+    def close(self) -> None:
+        """Release the mesh graph and its worker threads (a later frame builds it again)."""
+        mesh, self._mesh = self._mesh, None
+        if mesh is not None:
+            mesh.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown: mediapipe may already be gone
+            pass
+
     def warm_up(self, image_rgb: np.ndarray) -> None:
         """Build the models and run them once (then forget the face)."""
         self(image_rgb)

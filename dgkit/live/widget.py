@@ -376,6 +376,7 @@ class LiveApp(W.VBox):
     def close(self) -> None:
         self.stop()
         self._stop_plot()
+        self.engine.close()
         super().close()
 
     # internals ----------------------------------------------------------------------------------------------
