@@ -454,6 +454,14 @@ def sample_names() -> tuple[str, ...]:
     return tuple(_SAMPLES)
 
 
+def photo_or_sample(text: str) -> str | np.ndarray:
+    """What a command line's photo argument names: the path itself, or the built-in sample photo of that name
+    (:func:`sample_names`) when no such file exists, so ``dgkit reenact astronaut ...`` works without a photo."""
+    if text in _SAMPLES and not Path(text).exists():
+        return sample_image(text)
+    return text
+
+
 def sample_image(name: str = "astronaut") -> np.ndarray:
     """A built-in sample photo as RGB uint8 ``(H, W, 3)`` (works offline; a new array on every call).
 

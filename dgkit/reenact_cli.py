@@ -20,7 +20,7 @@ from .sheet import contact_sheet
 from .device import resolve_device
 from .errors import InputError, OutputExistsError, WeightsNotFoundError
 from .io import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, _refuse_protected, check_input_file, is_video_path,
-                 make_output_folder, write_image)
+                 make_output_folder, photo_or_sample, write_image)
 from .reenact import reenact_photos, reenact_video, weights_of
 
 __all__ = ["add_dg_arguments", "load_dg_from_args", "register_cli"]
@@ -50,8 +50,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         description="Give the SOURCE photo's person the pose and expression of REFERENCE (a photo or a video). "
                     "A photo reference writes an image (the DG output, or with --sheet a contact sheet of every "
                     "stage); a video reference (.mp4, .avi, .mov, ...) writes a 256x256 video.")
-    p.add_argument("source", help="source photo (the identity)")
-    p.add_argument("reference", help="reference photo or driving video (the pose and expression)")
+    p.add_argument("source", help="source photo (the identity), or a sample name (astronaut, ...)")
+    p.add_argument("reference", help="reference photo or driving video (the pose and expression), or a sample name")
     p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg) or video (.mp4, .avi)")
     p.add_argument("--sheet", action="store_true", help="photo: write the contact sheet of all stages")
     p.add_argument("--backend", default="auto", help="landmark backend: auto, mediapipe, fan, fan2d")
@@ -92,7 +92,7 @@ def load_dg_from_args(args: argparse.Namespace):
         ) from None
 
 
-def _check_cli_paths(args: argparse.Namespace, video: bool) -> None:
+def _check_cli_paths(args: argparse.Namespace, video: bool, inputs: list) -> None:
     out = Path(args.output).suffix.lower()
     if video and out not in VIDEO_SUFFIXES:
         raise InputError(f"the reference is a video, so the output must be a video: use {args.output!r} with "
@@ -103,9 +103,10 @@ def _check_cli_paths(args: argparse.Namespace, video: bool) -> None:
     if is_video_path(args.source):
         raise InputError(f"SOURCE must be a photo (the identity), got the video {args.source!r}.")
     # everything that can be checked is checked before the slow work (loading weights, detecting faces)
-    check_input_file(args.source, "source photo")
-    check_input_file(args.reference, "driving video" if video else "reference photo")
-    _refuse_protected(Path(args.output), [args.source, args.reference])
+    for given, what in zip(inputs, ("source photo", "driving video" if video else "reference photo")):
+        if isinstance(given, str):  # not a sample photo
+            check_input_file(given, what)
+    _refuse_protected(Path(args.output), _paths(inputs))
     if Path(args.output).exists() and not args.force:
         raise OutputExistsError(f"{args.output} exists already; add --force to replace it, or choose another "
                                 "output path.")
@@ -114,9 +115,15 @@ def _check_cli_paths(args: argparse.Namespace, video: bool) -> None:
         resolve_device(args.device)
 
 
+def _paths(inputs: list) -> list[str]:
+    return [given for given in inputs if isinstance(given, str)]
+
+
 def _cli_reenact(args: argparse.Namespace) -> int:
     video = is_video_path(args.reference)
-    _check_cli_paths(args, video)
+    # a sample name stands for the built-in photo (`dgkit reenact astronaut ref.jpg -o out.png`)
+    source, reference = photo_or_sample(args.source), args.reference if video else photo_or_sample(args.reference)
+    _check_cli_paths(args, video, [source, reference])
     dg = load_dg_from_args(args)
     info = weights_of(dg)
     if dg is not None and not info.trained:
@@ -124,7 +131,7 @@ def _cli_reenact(args: argparse.Namespace) -> int:
     if video:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
-            report = reenact_video(args.source, args.reference, args.output, dg=dg, backend=args.backend,
+            report = reenact_video(source, reference, args.output, dg=dg, backend=args.backend,
                                    batch_size=args.batch_size, smoothing=args.smoothing,
                                    progress=not args.no_progress, max_frames=args.max_frames,
                                    on_no_face=args.on_no_face, audio=not args.no_audio, overwrite=args.force)
@@ -140,9 +147,9 @@ def _cli_reenact(args: argparse.Namespace) -> int:
             if note not in ours:
                 print(f"  note: {note}")
         return 0
-    result = reenact_photos(args.source, args.reference, dg=dg, backend=args.backend)
+    result = reenact_photos(source, reference, dg=dg, backend=args.backend)
     image = contact_sheet(result) if args.sheet else result.image
-    out = write_image(args.output, image, protect=[args.source, args.reference], overwrite=args.force)
+    out = write_image(args.output, image, protect=_paths([source, reference]), overwrite=args.force)
     what = "contact sheet" if args.sheet else ("DG output" if result.dg is not None else "warp baseline")
     print(f"reenact: 1 frame, 0 faces missing, weights: {info.label}; wrote the {what} to {out}")
     for note in result.notes:

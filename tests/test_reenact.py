@@ -398,6 +398,23 @@ def test_cli_video_baseline(tmp_path, photos, video, capsys):
     assert "4 frames in, 4 out, 0 without a face" in printed and "10 fps" in printed and str(out) in printed
 
 
+def test_cli_takes_a_sample_name_where_no_such_file_exists(tmp_path, video, monkeypatch, capsys):
+    from dgkit.io import photo_or_sample, sample_image
+
+    monkeypatch.chdir(tmp_path)
+    np.testing.assert_array_equal(photo_or_sample("astronaut"), sample_image("astronaut"))
+    assert photo_or_sample("me.jpg") == "me.jpg"  # not a sample: the path, checked later as usual
+    out = tmp_path / "sample.png"
+    assert cli.main(["reenact", "astronaut", "astronaut", "-o", str(out), "--baseline-only"]) == 0
+    assert cv2.imread(str(out)).shape == (256, 256, 3)
+    assert cli.main(["reenact", "astronaut", str(video), "-o", str(tmp_path / "v.avi"), "--baseline-only",
+                     "--max-frames", "2", "--no-progress"]) == 0
+    (tmp_path / "astronaut").write_bytes(b"not an image")  # a file of that name wins over the sample
+    assert isinstance(photo_or_sample("astronaut"), str)
+    assert cli.main(["reenact", "astronaut", "astronaut", "-o", str(tmp_path / "x.png"), "--baseline-only"]) == 1
+    assert "astronaut" in capsys.readouterr().err
+
+
 def test_cli_missing_weights_hint(isolated_weights, photos, tmp_path, capsys):
     src, ref = photos
     assert cli.main(["reenact", str(src), str(ref), "-o", str(tmp_path / "x.png")]) == 1

@@ -124,15 +124,8 @@ def _frame_source(args: argparse.Namespace) -> FrameSource:
     return CameraSource(args.camera)
 
 
-def _source_photo(text: str):
-    from ..io import sample_image, sample_names
-
-    if not Path(text).exists() and text in sample_names():
-        return sample_image(text)
-    return text
-
-
 def _cli_live(args: argparse.Namespace) -> int:
+    from ..io import photo_or_sample
     from ..reenact_cli import load_dg_from_args as _cli_load_dg
 
     if args.max_frames is not None and args.max_frames < 1:
@@ -146,7 +139,8 @@ def _cli_live(args: argparse.Namespace) -> int:
     dg = _cli_load_dg(args)
     if not dg.weights.trained:
         print(f"dgkit: warning: DG weights are {dg.weights.label}: the DG panel is NOT a real result")
-    engine = LiveEngine(dg, _source_photo(args.source), frames, backend=args.backend, smoothing=smoothing, generator=not args.no_generator)
+    engine = LiveEngine(dg, photo_or_sample(args.source), frames, backend=args.backend, smoothing=smoothing,
+                        generator=not args.no_generator)
     print(f"live: warming up ({dg.weights.label} weights on {args.device})...", flush=True)
     with engine:
         engine.warm_up()
