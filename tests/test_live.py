@@ -256,6 +256,18 @@ def test_stop_and_restart(synthetic_dg, sample_face):
     assert not any(t.name.startswith("dgkit-live") for t in threading.enumerate() if t.is_alive())
 
 
+def test_counters_show_a_dash_until_a_rate_is_known(synthetic_dg, sample_face):
+    from dgkit.live.desktop import counters_text
+
+    eng, _ = _engine(synthetic_dg, sample_face, ArraySource([sample_face[0]], fps=20, loop=4))
+    before = counters_text(eng)
+    assert "fps camera -  sketch -  DG -  warp -" in before and "latency sketch - ms, DG - ms" in before
+    eng.run()
+    after = counters_text(eng)  # 4 frames processed: the sketch has a rate; DG (off) still has none
+    sketch = float(after.split("sketch ")[1].split()[0])
+    assert sketch > 0 and "DG -  warp -" in after
+
+
 @pytest.mark.slow
 def test_generator_and_warp_run_behind_and_record(synthetic_dg, sample_face, tmp_path):
     """Full engine on the synthetic weights: DG faces (UNTRAINED banner), warp panels, a playable recording."""

@@ -35,7 +35,8 @@ def counters_text(engine: LiveEngine) -> str:
     rec = " | REC" if engine.recording else ""
     lat = f"{1000 * s.latency_mean_s:.0f}" if s.processed else "-"
     dg_lat = f"{1000 * s.dg_latency_mean_s:.0f}" if s.dg_frames else "-"
-    return (f"fps camera {r['capture']:.1f}  sketch {r['sketch']:.1f}  DG {r['dg']:.1f}  warp {r['warp']:.1f}"
+    fps = {k: f"{v:.1f}" if v > 0 else "-" for k, v in r.items()}  # fewer than two frames tell no rate yet
+    return (f"fps camera {fps['capture']}  sketch {fps['sketch']}  DG {fps['dg']}  warp {fps['warp']}"
             f" | latency sketch {lat} ms, DG {dg_lat} ms | dropped {s.dropped}{rec}   q quit  s snapshot  r record")
 
 

@@ -180,7 +180,7 @@ function render({ model, el: root }) {
   function fps(times) {
     const now = performance.now();
     const recent = times.filter((x) => now - x < 10000);
-    if (recent.length < 2) return 0;
+    if (recent.length < 2) return NaN;  // one frame tells no rate: shown as "-", not as 0
     let span = recent[recent.length - 1] - recent[0];
     if (now - recent[recent.length - 1] > 3 * span / (recent.length - 1)) span = now - recent[0];
     return (recent.length - 1) / (span / 1000);
@@ -189,12 +189,16 @@ function render({ model, el: root }) {
   const counterTimer = setInterval(() => {
     if (!stream && !sent) return;
     const f = {};
-    for (const [key] of PANELS) { f[key] = fps(panels[key].times); counters.dataset[key + "Fps"] = f[key].toFixed(2); }
+    for (const [key] of PANELS) {
+      f[key] = fps(panels[key].times);
+      counters.dataset[key + "Fps"] = (isFinite(f[key]) ? f[key] : 0).toFixed(2);
+    }
+    const rate = (x) => (isFinite(x) ? x.toFixed(1) : "-");
     counters.dataset.sent = String(sent);
     counters.dataset.received = String(kernel.received || 0);
     counters.textContent =
-      `frames/s  camera ${f.camera.toFixed(1)} \u00B7 sketch ${f.sketch.toFixed(1)} \u00B7 DG ${f.dg.toFixed(1)} ` +
-      `\u00B7 warp ${f.warp.toFixed(1)}  |  camera\u2192screen  sketch ${ms(panels.sketch.latency)} \u00B7 ` +
+      `frames/s  camera ${rate(f.camera)} \u00B7 sketch ${rate(f.sketch)} \u00B7 DG ${rate(f.dg)} ` +
+      `\u00B7 warp ${rate(f.warp)}  |  camera\u2192screen  sketch ${ms(panels.sketch.latency)} \u00B7 ` +
       `DG ${ms(panels.dg.latency)}  |  kernel: ${kernel.received || 0} frames received, ` +
       `${kernel.processed || 0} processed, ${kernel.dropped || 0} dropped, ${kernel.no_face || 0} without a face`;
   }, 500);
