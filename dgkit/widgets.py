@@ -352,6 +352,7 @@ class ImagePicker(_Snapshot, W.VBox):
                                layout=W.Layout(width=f"{preview_size}px", height=f"{preview_size}px",
                                                min_width=f"{preview_size}px", flex="0 0 auto",
                                                object_fit="contain", border="1px solid #ccc"))
+        self.preview.value = _blank_png()  # until a photo is chosen
         self.camera = CameraWidget() if (webcam and CameraWidget is not None) else None
 
         self.gallery.observe(self._on_gallery, names="value")

@@ -135,6 +135,11 @@ def test_sketch_with_hidden_shows_hidden_half_at_large_yaw():
 
 
 # --- ImagePicker --------------------------------------------------------------------------------------------
+def test_picker_without_a_photo_shows_a_blank_preview_not_a_broken_image():
+    picker = ImagePicker("Source", default=None)
+    assert picker.image is None and picker.preview.value[:4] == b"\x89PNG"
+
+
 def test_picker_loads_default_sample_and_reports_change():
     seen = []
     picker = ImagePicker("Source")
