@@ -323,10 +323,13 @@ class LiveApp(W.VBox):
         self.snapshot_button.on_click(lambda _: self.use_camera_frame())
         fig = landmarks_3d({"reference (camera, smoothed)": self.engine.source.crop_landmarks},
                            frame="crop pixels")
-        axes = {f"{k}axis": dict(range=list(v), autorange=False, showticklabels=False) for k, v in _SCENE_RANGE.items()}
+        # short axis titles and the camera a little further out: the long ones were cut off in this small panel
+        titles = {"x": "x", "y": "y (down)", "z": "z (depth)"}
+        axes = {f"{k}axis": dict(range=list(v), autorange=False, showticklabels=False, title=dict(text=titles[k]))
+                for k, v in _SCENE_RANGE.items()}
         fig.update_layout(height=330, width=360, margin=dict(l=0, r=0, t=10, b=0), showlegend=True,
                           scene=dict(aspectmode="cube", camera=dict(up=dict(x=0, y=-1, z=0),
-                                                                    eye=dict(x=0.8, y=-0.5, z=-1.6)), **axes))
+                                                                    eye=dict(x=0.9, y=-0.55, z=-1.8)), **axes))
         self.figure = go.FigureWidget(fig)
         self._plotted = -1
         self._plot_stop = threading.Event()
