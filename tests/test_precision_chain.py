@@ -51,6 +51,29 @@ def test_instance_norm_matches_torch_and_keeps_layout(affine, channels_last):
     assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
 
 
+def test_instance_norm_statistics_bf16_and_gradients():
+    torch.manual_seed(0)
+    x = (torch.randn(2, 16, 32, 32) * 3 + 1).to(memory_format=torch.channels_last)
+    ours, ref = InstanceNorm(16, affine=True), nn.InstanceNorm2d(16, affine=True)
+    ref.load_state_dict(ours.state_dict())
+    # the statistics: two float32 passes, within float32 rounding of float64
+    from dgkit.models.blocks import _instance_stats
+
+    mean, inv_std = _instance_stats(x, 1e-5)
+    var64, mean64 = torch.var_mean(x.double(), dim=(2, 3), keepdim=True, correction=0)
+    torch.testing.assert_close(mean.double(), mean64, atol=1e-5, rtol=0)
+    torch.testing.assert_close(inv_std.double(), torch.rsqrt(var64 + 1e-5), atol=0, rtol=1e-5)
+    # bfloat16 input: what is left is bfloat16's rounding of the input and the output
+    low = ours.to(torch.bfloat16)(x.bfloat16()).float()
+    assert low.dtype == torch.float32 and (low - ref(x)).abs().max() < 0.04
+    # gradients flow (the in-place square is used only without autograd)
+    ours = InstanceNorm(16, affine=True)
+    xg, xr = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ours(xg).square().sum().backward()
+    nn.InstanceNorm2d(16, affine=True)(xr).square().sum().backward()
+    torch.testing.assert_close(xg.grad, xr.grad, atol=1e-4, rtol=1e-4)
+
+
 @pytest.mark.slow
 def test_run_chain_equals_the_steps(synthetic_dg, source):
     dg, refs = synthetic_dg, _refs(2)

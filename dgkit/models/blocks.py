@@ -19,13 +19,24 @@ def lrelu(x: torch.Tensor) -> torch.Tensor:
 
 
 def _instance_stats(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample, per-channel ``(mean, 1/sqrt(var + eps))`` of (N,C,H,W), shape (N,C,1,1), biased variance."""
-    var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
-    return mean, torch.rsqrt(var + eps)
+    """Per-sample, per-channel ``(mean, 1/sqrt(var + eps))`` of (N,C,H,W), shape (N,C,1,1), biased variance.
+
+    Two passes in float32 (mean, then the mean of squared deviations) instead of ``torch.var_mean``: on CPU
+    that was 2-5x faster on channels-last tensors (``var_mean`` reduces them slowly), within ~1e-6 of float64;
+    for bfloat16 input the statistics are float32 (``var_mean`` accumulated in bfloat16, ~3e-2 off).
+    """
+    if torch.compiler.is_compiling():  # inductor fuses var_mean into one fast, accurate pass of its own
+        var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+        return mean, torch.rsqrt(var + eps)
+    mean = x.mean(dim=(2, 3), keepdim=True, dtype=torch.float32)
+    centered = x - mean  # float32 (bfloat16 input is promoted)
+    squares = centered.square() if centered.requires_grad else centered.square_()  # in place unless training
+    var = squares.mean(dim=(2, 3), keepdim=True)
+    return mean.to(x.dtype), torch.rsqrt(var + eps).to(x.dtype)
 
 
 class InstanceNorm(nn.Module):
-    """``nn.InstanceNorm2d`` (no running statistics) as one ``var_mean`` and one fused affine ``x * a + b``.
+    """``nn.InstanceNorm2d`` (no running statistics) as float32 statistics and one fused affine ``x * a + b``.
 
     Same parameters and state-dict keys (``weight``, ``bias`` when ``affine``), same numbers within float
     rounding (~1e-6), but it keeps the input's memory format: torch's own instance norm turns a channels-last
