@@ -495,8 +495,7 @@ class _VideoRun:
 def default_video_batch_size(dg: DualGenerator | None) -> int:
     """Frames per DG batch when none is given: 1 on a CPU, 8 on a GPU (cuda, mps) and for the warp baseline.
 
-    On a CPU a batch does not share work between frames, it only makes each convolution's working set bigger:
-    measured on a quiet 2-core VM (``benchmarks/bench_batch.py``), the generator took 1.03-1.10x (batch 2),
+    Measured on a quiet 2-core CPU VM (``benchmarks/bench_batch.py``): the generator took 1.03-1.10x (batch 2),
     1.11-1.12x (batch 4) and 1.13-1.14x (batch 8) the time per frame of batch 1, and 0.5 GiB more memory at
     batch 8. A GPU needs batches to be busy.
     """

@@ -21,9 +21,10 @@ def lrelu(x: torch.Tensor) -> torch.Tensor:
 def _instance_stats(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample, per-channel ``(mean, 1/sqrt(var + eps))`` of (N,C,H,W), shape (N,C,1,1), biased variance.
 
-    Two passes in float32 (mean, then the mean of squared deviations) instead of ``torch.var_mean``: on CPU
-    that was 2-5x faster on channels-last tensors (``var_mean`` reduces them slowly), within ~1e-6 of float64;
-    for bfloat16 input the statistics are float32 (``var_mean`` accumulated in bfloat16, ~3e-2 off).
+    Two passes in float32 (mean, then the mean of squared deviations) instead of ``torch.var_mean``, which
+    reduces channels-last CPU tensors slowly: 1.9x (64x256x256) to 5.6x (512x32x32) faster per float32 call
+    on a 2-core VM, within float32 rounding of float64. bfloat16 input gets float32 statistics, rounded to
+    bfloat16 once at the end.
     """
     if torch.compiler.is_compiling():  # inductor fuses var_mean into one fast, accurate pass of its own
         var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
